@@ -1,0 +1,82 @@
+"""The ``transferlab`` command and the shared entry point of the DVC stage scripts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from transferlab.config import DEFAULT_PARAMS_FILE, Params, load_params
+from transferlab.errors import TransferlabError
+
+# TensorFlow's C++ start-up logs bury the messages users need; keep warnings and errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def run_stage(stage: Callable[[Params], Any], params_file: str = DEFAULT_PARAMS_FILE) -> None:
+    """Load params.yaml, run one stage, and turn user errors into one message and exit code 1."""
+    try:
+        stage(load_params(params_file))
+    except TransferlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted: no output was replaced", err=True)
+        sys.exit(130)
+
+
+params_option = click.option("--params", "params_file", default=DEFAULT_PARAMS_FILE, show_default=True,
+                             type=click.Path(dir_okay=False), help="parameters file")
+
+
+@click.group()
+@click.version_option(package_name="transferlab")
+def main() -> None:
+    """Reproducible transfer-learning experiments for plate reading and image classification.
+
+    The pipeline runs through DVC (`dvc repro`); these commands run single stages.
+    """
+
+
+@main.command()
+@params_option
+def generate(params_file: str) -> None:
+    """Render the synthetic plate dataset (stage `generate`)."""
+    from transferlab import synth
+
+    run_stage(synth.run, params_file)
+
+
+@main.command()
+@params_option
+def split(params_file: str) -> None:
+    """Validate the dataset and write the train/val/test cache (stage `split`)."""
+    from transferlab import split as split_stage
+
+    run_stage(split_stage.run, params_file)
+
+
+@main.command()
+@params_option
+def augment(params_file: str) -> None:
+    """Write the augmented training set and its preview (stage `augment`)."""
+    from transferlab import augment as augment_stage
+
+    run_stage(augment_stage.run, params_file)
+
+
+@main.command("check-params")
+@params_option
+def check_params(params_file: str) -> None:
+    """Validate params.yaml and print the effective configuration."""
+    import yaml
+
+    run_stage(lambda p: click.echo(yaml.safe_dump(p.model_dump(), sort_keys=False)), params_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The typed schema of params.yaml: one place that says what every knob means and accepts.
+
+Every section mirrors a DVC stage. Unknown keys and out-of-range values are rejected
+with a message that names the key (``augment.strenght: unknown key (did you mean
+strength?)``), because a silently ignored typo would make an experiment lie.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from transferlab.errors import TransferlabError
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+# 0-9 and A-Z without the letter O (too easily read as zero): the 35 classes of the
+# original question's 7 heads x 35 characters.
+DEFAULT_ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"
+
+# Placeholders in a plate format; every other character is printed literally.
+FORMAT_DIGIT, FORMAT_LETTER, FORMAT_ANY = "#", "@", "*"
+# Rendered as visual separators only: they are never part of the label.
+FORMAT_SEPARATORS = " -"
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class Section(BaseModel):
+    """Base of every params.yaml section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class PlatesConfig(Section):
+    """How plate text maps to the model's character slots."""
+
+    alphabet: str = Field(DEFAULT_ALPHABET, min_length=2)
+    slots: int = Field(7, ge=1, le=20, description="character heads of the model = longest plate")
+    variable_length: bool = Field(False, description="plates may be shorter than slots (padded)")
+    pad_char: str = Field("_", min_length=1, max_length=1, description="fills slots of shorter plates")
+
+    @model_validator(mode="after")
+    def _check_alphabet(self) -> PlatesConfig:
+        duplicates = sorted({c for c in self.alphabet if self.alphabet.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"alphabet: repeated characters {''.join(duplicates)!r}")
+        if self.pad_char in self.alphabet:
+            raise ValueError(f"pad_char: {self.pad_char!r} is also in the alphabet")
+        if any(c.isspace() for c in self.alphabet):
+            raise ValueError("alphabet: must not contain white space")
+        return self
+
+
+class GenerateConfig(Section):
+    """The embedded default dataset: synthetic plates rendered deterministically from a seed."""
+
+    count: int = Field(4000, ge=1, le=1_000_000)
+    height: int = Field(64, ge=16, le=512, description="rendered crop height in pixels")
+    width: int = Field(192, ge=16, le=1024, description="rendered crop width in pixels")
+    formats: list[str] = Field(
+        default_factory=lambda: ["@@@ ####"],
+        min_length=1,
+        description="# digit, @ letter, * any symbol, space/- separators; other characters literal",
+    )
+    seed: Seed = 0
+    country_strip_probability: Fraction = 0.5
+    output: str = "data/synthetic"
+
+
+class DataConfig(Section):
+    """Where the images come from and the size every stage works at."""
+
+    source: str = Field("data/synthetic", min_length=1, description="plate CSV (or its folder) / class folders")
+    image_height: int = Field(64, ge=16, le=512)
+    image_width: int = Field(192, ge=16, le=1024)
+    skip_invalid: bool = Field(False, description="skip unreadable images and bad labels with a warning")
+
+
+class SplitConfig(Section):
+    """Seeded train/validation/test split."""
+
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    seed: Seed = 0
+    output: str = "data/prepared"
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1 (got {self.val_fraction} + {self.test_fraction})"
+            )
+        return self
+
+
+class AugmentConfig(Section):
+    """imgaug pipeline whose every component scales with one strength in [0, 1]."""
+
+    strength: Fraction = 0.3
+    copies: int = Field(1, ge=0, le=50, description="augmented variants written per training image")
+    seed: Seed = 0
+    preview_strengths: list[Fraction] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
+    preview_images: int = Field(6, ge=1, le=64)
+    output: str = "data/augmented"
+
+
+class Params(Section):
+    """The whole params.yaml."""
+
+    task: Literal["plates", "classification"] = "plates"
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @model_validator(mode="after")
+    def _check_formats_fit(self) -> Params:
+        for i, fmt in enumerate(self.generate.formats):
+            text = format_label_chars(fmt)
+            if not text:
+                raise ValueError(f"generate.formats[{i}]: {fmt!r} has no character to render")
+            if len(text) > self.plates.slots or (len(text) < self.plates.slots and not self.plates.variable_length):
+                raise ValueError(
+                    f"generate.formats[{i}]: {fmt!r} has {len(text)} characters but plates.slots is "
+                    f"{self.plates.slots} (set plates.variable_length: true for shorter plates)"
+                )
+            unknown = sorted({c for c in text if c not in (FORMAT_DIGIT, FORMAT_LETTER, FORMAT_ANY)}
+                             - set(self.plates.alphabet))
+            if unknown:
+                raise ValueError(f"generate.formats[{i}]: literal characters {''.join(unknown)!r} are not in plates.alphabet")
+        return self
+
+
+def format_label_chars(fmt: str) -> str:
+    """The part of a plate format that becomes label characters (separators removed)."""
+    return "".join(c for c in fmt if c not in FORMAT_SEPARATORS)
+
+
+def _model_for_location(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The schema class that owns the key at ``loc`` (for did-you-mean suggestions)."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None) if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One line per pydantic error, naming the dotted key as it is written in params.yaml."""
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc if not str(p).startswith("function-after"))
+    if error["type"] == "extra_forbidden":
+        owner = _model_for_location(loc)
+        known = list(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f" (known keys: {', '.join(known)})"
+        return f"{key}: unknown key{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("value_error", "assertion_error") or "input" not in error:
+        return f"{key}: {message}" if key else message
+    return f"{key}: {message} (got {error['input']!r})"
+
+
+def parse_params(raw: dict[str, Any] | None, source: str = DEFAULT_PARAMS_FILE) -> Params:
+    """Validate a params mapping; raise one TransferlabError listing every problem."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise TransferlabError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransferlabError(f"{path}: parameters file not found (run from the project root)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TransferlabError(f"{path}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise TransferlabError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(raw, str(path))

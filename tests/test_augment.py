@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from helpers import plate_image, random_plates, tiny_params, write_plate_csv
+from transferlab import augment, split
+
+
+@pytest.fixture
+def batch():
+    return np.stack([plate_image(t) for t in random_plates(8)])
+
+
+def test_strength_zero_is_a_true_no_op(batch):
+    assert augment.augment_images(batch, 0.0, seed=3) is batch
+
+
+def test_same_seed_same_images_other_seed_other_images(batch):
+    a = augment.augment_images(batch, 0.5, seed=1)
+    assert np.array_equal(a, augment.augment_images(batch, 0.5, seed=1))
+    assert not np.array_equal(a, augment.augment_images(batch, 0.5, seed=2))
+    assert a.dtype == np.uint8 and a.shape == batch.shape
+
+
+def test_change_grows_with_strength(batch):
+    def change(strength):
+        return np.abs(augment.augment_images(batch, strength, seed=0).astype(float) - batch).mean()
+
+    assert 0 < change(0.1) < change(0.5) < change(1.0)
+
+
+def test_strength_out_of_range_is_rejected(batch):
+    with pytest.raises(ValueError, match="strength"):
+        augment.augment_images(batch, 1.2, seed=0)
+
+
+def test_stage_writes_originals_copies_and_preview(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_plate_csv(tmp_path / "plates", random_plates(20))
+    params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment={"copies": 2})
+    split.run(params)
+    summary = augment.run(params)
+    train = split.load_split(params.split.output, "train")
+    images = np.load(tmp_path / "data/augmented/train_images.npy")
+    labels = np.load(tmp_path / "data/augmented/train_labels.npy")
+    n = len(train.frame)
+    assert summary["train_images"] == 3 * n and images.shape[0] == labels.shape[0] == 3 * n
+    assert np.array_equal(images[:n], train.images) and np.array_equal(labels[n:2 * n], train.labels)
+    assert not np.array_equal(images[n:2 * n], train.images)
+    assert (tmp_path / "data/augmented/preview.png").stat().st_size > 1000
+
+
+def test_stage_at_strength_zero_writes_only_the_originals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_plate_csv(tmp_path / "plates", random_plates(20))
+    params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment={"strength": 0, "copies": 3})
+    split.run(params)
+    augment.run(params)
+    train = split.load_split(params.split.output, "train")
+    assert np.array_equal(np.load(tmp_path / "data/augmented/train_images.npy"), train.images)
