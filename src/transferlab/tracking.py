@@ -1,0 +1,491 @@
+"""MLflow tracking: one MLflow run per training run, in one store per repository.
+
+The store is ``<repository>/mlruns/``: a sqlite database ``mlruns/mlflow.db`` plus a file
+artifact root ``mlruns/artifacts/`` (MLflow's plain file store is in maintenance mode and
+raises). Every way of running the pipeline writes to the same store with nothing to set:
+
+* ``dvc repro`` and ``dvc exp run`` run stages in the repository itself;
+* queued experiments (``dvc exp run --queue`` + ``dvc queue start``) and ``--temp`` runs
+  execute in a throw-away copy under ``<repository>/.dvc/tmp/exps/<tmpdir>/``, which DVC
+  deletes afterwards. :func:`project_root` sees through that copy (the ``.dvc/tmp/exps``
+  component of the working directory, and the ``DVC_ROOT`` variable DVC sets to the real
+  repository), so runs are never written into the copy and lost.
+
+Concurrency: queued experiments may run in parallel (``dvc queue start -j 2``), several
+processes writing one sqlite file. MLflow waits up to 20 s on a locked database in every
+session; creating the tables of a new database is serialised here with a file lock
+(``mlruns/.lock``), since MLflow's own first-time migration is not safe against a second
+process doing the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+# MLflow otherwise records telemetry state under ~/.config; set before mlflow is imported.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.entities import RunStatus  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+from transferlab.errors import TransferlabError  # noqa: E402
+
+STORE_DIRNAME = "mlruns"
+DB_FILENAME = "mlflow.db"
+ARTIFACTS_DIRNAME = "artifacts"
+
+# Tag keys written by run_tags (besides MLflow's own ``mlflow.source.git.commit``).
+TAG_GIT_COMMIT = "git_commit"
+TAG_DVC_EXP_NAME = "dvc_exp_name"
+TAG_DVC_STAGE = "dvc_stage"
+TAG_DATASET_FINGERPRINT = "dataset_fingerprint"
+
+# MLflow's limits (mlflow.utils.validation): longer values are rejected, so they are cut.
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_KEY_LENGTH = 250
+
+_EXPS_COMPONENTS = (".dvc", "tmp", "exps")
+_initialized: set[str] = set()
+_init_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def _exps_prefix(path: Path) -> Path | None:
+    """The repository holding ``path`` when ``path`` is inside ``<repo>/.dvc/tmp/exps/``."""
+    parts = path.parts
+    n = len(_EXPS_COMPONENTS)
+    for i in range(1, len(parts) - n + 1):
+        if parts[i : i + n] == _EXPS_COMPONENTS:
+            return Path(*parts[:i])
+    return None
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The user's repository root (absolute), also from inside DVC's temporary experiment copies.
+
+    In order: a ``.dvc/tmp/exps`` component in ``start`` (default: the working directory)
+    means a queued/temp DVC experiment copy, whose repository is the prefix before it;
+    otherwise ``DVC_ROOT`` (set by DVC for stage commands) when ``start`` lies inside it;
+    otherwise the nearest ancestor holding a ``.dvc`` folder, then one holding ``dvc.yaml``,
+    then one holding ``.git``; otherwise ``start`` itself.
+    """
+    here = Path(start if start is not None else Path.cwd()).expanduser().resolve()
+    prefix = _exps_prefix(here)
+    if prefix is not None:
+        return prefix
+
+    dvc_root = os.environ.get("DVC_ROOT")
+    if dvc_root:
+        root = Path(dvc_root).expanduser().resolve()
+        root = _exps_prefix(root) or root
+        if root.is_dir() and _is_within(here, root):
+            return root
+
+    candidates = [here, *here.parents]
+    for is_root in (lambda d: (d / ".dvc").is_dir(), lambda d: (d / "dvc.yaml").is_file(),
+                    lambda d: (d / ".git").exists()):
+        for folder in candidates:
+            if is_root(folder):
+                return folder
+    return here
+
+
+def _root(root: Path | str | None) -> Path:
+    return project_root() if root is None else Path(root).expanduser().resolve()
+
+
+def store_dir(root: Path | str | None = None) -> Path:
+    """``<root>/mlruns``: the MLflow store of the repository (default: :func:`project_root`)."""
+    return _root(root) / STORE_DIRNAME
+
+
+def artifacts_dir(root: Path | str | None = None) -> Path:
+    """``<root>/mlruns/artifacts``: the artifact root of every experiment in the store."""
+    return store_dir(root) / ARTIFACTS_DIRNAME
+
+
+def tracking_uri(root: Path | str | None = None) -> str:
+    """``sqlite:///<absolute path>/mlruns/mlflow.db``."""
+    return "sqlite:///" + (store_dir(root) / DB_FILENAME).as_posix()
+
+
+@contextmanager
+def _store_lock(store: Path) -> Iterator[None]:
+    """An exclusive lock on the store, across processes (``mlruns/.lock``; no-op without fcntl)."""
+    store.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: MLflow's 20 s busy timeout is all there is.
+        yield
+        return
+    with open(store / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_GITIGNORE = (
+    "# Written by transferlab: the MLflow store is local experiment history, not source.\n"
+    "*\n"
+    "!README.md\n"
+)
+
+
+def configure(root: Path | str | None = None) -> str:
+    """Point MLflow at the repository's store, creating it if needed; returns the tracking URI.
+
+    Idempotent and cheap after the first call in a process. The first call creates
+    ``mlruns/`` (with a ``.gitignore`` so git and DVC never pick the database up) and the
+    database tables under an inter-process lock, and makes the default experiment's
+    artifact location ``mlruns/artifacts/0`` rather than a path relative to the cwd.
+    """
+    root = _root(root)
+    uri = tracking_uri(root)
+    with _init_lock:
+        if uri not in _initialized:
+            store = store_dir(root)
+            with _store_lock(store):
+                gitignore = store / ".gitignore"
+                if not gitignore.exists():
+                    gitignore.write_text(_GITIGNORE)
+                (store / ARTIFACTS_DIRNAME).mkdir(exist_ok=True)
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+                # Creates the tables (first time only) and the default experiment; the engine
+                # is cached by MLflow per URI and shared with the store the client builds.
+                SqlAlchemyStore(uri, (store / ARTIFACTS_DIRNAME).as_uri())
+            _initialized.add(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _safe_dirname(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
+
+
+def ensure_experiment(name: str, root: Path | str | None = None) -> str:
+    """The id of experiment ``name``, created if missing (restored if deleted).
+
+    New experiments keep their artifacts in ``<root>/mlruns/artifacts/<name>`` (absolute
+    ``file://`` URI), whichever directory the run starts from.
+    """
+    root = _root(root)
+    uri = configure(root)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifacts_dir(root) / _safe_dirname(name)).as_uri()
+        with _store_lock(store_dir(root)):  # two queued runs must not both create it
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                try:
+                    return client.create_experiment(name, artifact_location=location)
+                except MlflowException as exc:  # created meanwhile (no file lock on Windows)
+                    experiment = client.get_experiment_by_name(name)
+                    if experiment is None:
+                        raise exc
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+# --------------------------------------------------------------------------- params and tags
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, Path):
+        return value.as_posix()
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return _scalar(value)
+
+
+def _key(key: str) -> str:
+    """A key MLflow accepts: invalid characters become ``_``; at most 250 characters."""
+    key = re.sub(r"[^/\w.\- :]", "_", key)
+    return key[:MAX_KEY_LENGTH]
+
+
+def _cut(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def flatten_params(nested: Mapping[str, Any] | Any, prefix: str = "") -> dict[str, str]:
+    """Nested parameters as flat MLflow params: ``{"train": {"lr": 1}}`` -> ``{"train.lr": "1"}``.
+
+    Lists (and tuples) become JSON strings (``[0.0, 0.5]``), empty mappings ``{}``, other
+    values ``str()`` (enums their value, paths posix); pydantic models are dumped first.
+    Values longer than MLflow's limit (6000 characters) are cut and end in ``...``.
+    """
+    if hasattr(nested, "model_dump"):
+        nested = nested.model_dump()
+    flat: dict[str, str] = {}
+    for key, value in nested.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if hasattr(value, "model_dump"):
+            value = value.model_dump()
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name))
+            continue
+        if isinstance(value, Mapping):
+            text = "{}"
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            text = json.dumps(_jsonable(value), ensure_ascii=False)
+        else:
+            text = _scalar(value)
+        flat[_key(name)] = _cut(text, MAX_PARAM_VALUE_LENGTH)
+    return flat
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else "unknown"
+
+
+def run_tags(fingerprint: str | None = None) -> dict[str, str]:
+    """Provenance tags for a run.
+
+    ``git_commit`` (and MLflow's ``mlflow.source.git.commit``): the commit the run's code
+    comes from -- for a DVC experiment its baseline commit (``DVC_EXP_BASELINE_REV``, also
+    right for queued runs whose copy has no useful HEAD), otherwise HEAD of the project
+    root; ``"unknown"`` outside git. ``dvc_exp_name`` (``DVC_EXP_NAME``) and ``dvc_stage``
+    (``DVC_STAGE``) when DVC runs the stage; ``dataset_fingerprint`` when given.
+    """
+    commit = os.environ.get("DVC_EXP_BASELINE_REV") or _git_commit(project_root())
+    tags = {TAG_GIT_COMMIT: commit, "mlflow.source.git.commit": commit}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[TAG_DVC_EXP_NAME] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("DVC_STAGE"):
+        tags[TAG_DVC_STAGE] = os.environ["DVC_STAGE"]
+    if fingerprint:
+        tags[TAG_DATASET_FINGERPRINT] = fingerprint
+    return tags
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+@contextmanager
+def _sigterm_raises_interrupt() -> Iterator[None]:
+    """While open, SIGTERM (what DVC and job queues send) raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a run is being created or closed; re-deliver them afterwards.
+
+    A Ctrl-C in the middle of ``start_run``/``end_run`` must not leave the run RUNNING.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(received):
+            signal.raise_signal(s)
+
+
+def _end_run(status: str) -> None:
+    """End the active run with ``status``, retrying a busy database; never raises."""
+    with _signals_deferred():
+        for attempt in range(5):
+            try:
+                mlflow.end_run(status)
+                return
+            except Exception as exc:  # noqa: BLE001 - a failing end must not hide the run's error
+                if attempt == 4:
+                    print(f"warning: could not mark MLflow run {status}: {exc}", file=sys.stderr)
+                    return
+                time.sleep(0.5 * 2**attempt)
+
+
+def _tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {_key(str(k)): _cut(_scalar(v), MAX_TAG_VALUE_LENGTH) for k, v in tags.items() if v is not None}
+
+
+@contextmanager
+def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any], tags: Mapping[str, Any],
+                run_id: str | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """One MLflow run in the repository's store, never left RUNNING.
+
+    Starts a run in ``experiment`` (created if needed) and logs ``params`` flattened
+    (:func:`flatten_params`) and ``tags``; with ``run_id``, resumes that run instead (the
+    evaluate stage logs into the training run) and logs only the tags. Ends FINISHED on
+    normal exit, KILLED on KeyboardInterrupt or SIGTERM (turned into KeyboardInterrupt
+    while the run is open), FAILED on any other exception; exceptions are re-raised.
+    """
+    configure()
+    active = None
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        with _sigterm_raises_interrupt():
+            # A signal while the run is being created is held until the run exists, so the
+            # KeyboardInterrupt it then raises ends the run KILLED instead of leaving it RUNNING.
+            with _signals_deferred():
+                if run_id is None:
+                    experiment_id = ensure_experiment(experiment)
+                    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested,
+                                              tags=_tag_values(tags) or None)
+                else:
+                    active = mlflow.start_run(run_id=run_id, nested=nested)
+            if run_id is None:
+                flat = flatten_params(params)
+                if flat:
+                    mlflow.log_params(flat)
+            elif tags:
+                mlflow.set_tags(_tag_values(tags))
+            yield active
+        status = RunStatus.to_string(RunStatus.FINISHED)
+    except KeyboardInterrupt:
+        status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            status = RunStatus.to_string(RunStatus.FINISHED)
+        raise
+    finally:
+        if active is not None:
+            _end_run(status)
+
+
+def run_status(run_id: str, root: Path | str | None = None) -> str:
+    """The status of a run (``FINISHED``, ``FAILED``, ``KILLED``, ``RUNNING``)."""
+    return mlflow.MlflowClient(tracking_uri=configure(root)).get_run(run_id).info.status
+
+
+# --------------------------------------------------------------------------- UI
+
+
+def ui_command(root: Path | str | None = None, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` argv that serves this repository's store (same Python as this process)."""
+    return [sys.executable, "-m", "mlflow", "ui",
+            "--backend-store-uri", tracking_uri(root),
+            "--default-artifact-root", artifacts_dir(root).as_uri(),
+            "--host", host, "--port", str(port),
+            "--workers", "1"]
+
+
+def _port_free(host: str, port: int) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return True  # let mlflow report the bad host
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop the whole process group of ``process`` (TERM, then KILL after ``timeout``)."""
+    if os.name != "posix":
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        return
+    pgid = process.pid  # start_new_session: the group id is the leader's pid
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                process.wait(0.1)
+            except subprocess.TimeoutExpired:
+                continue
+            try:  # the leader is gone; are its workers?
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def serve_ui(root: Path | str | None = None, host: str = "127.0.0.1", port: int = 5000) -> None:
+    """Serve the MLflow UI for this repository in the foreground until Ctrl-C (or SIGTERM).
+
+    ``mlflow ui`` starts a dozen server/worker processes; they run in their own process
+    group and all of it is stopped on the way out, so the port is free again afterwards.
+    """
+    configure(root)
+    if not _port_free(host, port):
+        raise TransferlabError(f"port {port} on {host} is already in use: pass another port")
+    command = ui_command(root, host, port)
+    print(f"MLflow UI for {store_dir(root)} at http://{host}:{port} (Ctrl-C stops it)", file=sys.stderr)
+    process = subprocess.Popen(command, start_new_session=os.name == "posix")
+    try:
+        with _sigterm_raises_interrupt():
+            code = process.wait()
+    except KeyboardInterrupt:
+        return
+    finally:
+        _stop_group(process)
+    if code != 0:
+        raise TransferlabError(f"mlflow ui exited with code {code}")
