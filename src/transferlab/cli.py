@@ -17,10 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def run_stage(stage: Callable[[Params], Any], params_file: str = DEFAULT_PARAMS_FILE) -> None:
-    """Load params.yaml, run one stage, and turn user errors into one message and exit code 1."""
+def run_stage(stage: Callable[[Params | None], Any], params_file: str | None = DEFAULT_PARAMS_FILE) -> None:
+    """Load params.yaml (unless ``params_file`` is None), run one stage, and turn user
+    errors into one message and exit code 1."""
     try:
-        stage(load_params(params_file))
+        stage(load_params(params_file) if params_file else None)
     except TransferlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -67,6 +68,25 @@ def augment(params_file: str) -> None:
     from transferlab import augment as augment_stage
 
     run_stage(augment_stage.run, params_file)
+
+
+@main.command()
+@params_option
+def train(params_file: str) -> None:
+    """Train the configured variant and record it in MLflow (stage `train`)."""
+    from transferlab import train as train_stage
+
+    run_stage(train_stage.run, params_file)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind")
+@click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
+def ui(host: str, port: int) -> None:
+    """Browse this repository's MLflow runs (mlruns/) in a browser; Ctrl-C stops it."""
+    from transferlab import tracking
+
+    run_stage(lambda _params: tracking.serve_ui(host=host, port=port), params_file=None)
 
 
 @main.command("check-params")

@@ -110,6 +110,55 @@ class AugmentConfig(Section):
     output: str = "data/augmented"
 
 
+BackboneName = Literal["efficientnet_b0", "efficientnet_lite0", "mobilenet_v2", "plain_cnn"]
+Strategy = Literal["scratch", "frozen", "finetune", "full"]
+
+
+class TrainConfig(Section):
+    """Backbone, transfer strategy and optimisation of the training stage."""
+
+    backbone: BackboneName = "efficientnet_lite0"
+    pretrained: bool = Field(True, description="ImageNet initial weights; the only difference between the two arms")
+    strategy: Strategy = Field(
+        "finetune",
+        description="scratch: random init, all trainable; frozen: backbone frozen, head trained; "
+        "finetune: head first, then the top unfreeze_depth blocks at a smaller rate; full: all trainable from the start",
+    )
+    unfreeze_depth: int = Field(2, ge=0, le=1000, description="finetune: backbone blocks unfrozen, counted from the top")
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="cosine: decay each phase's rate to zero over its epochs (converges in fewer epochs)"
+    )
+    finetune_lr_factor: float = Field(0.1, gt=0.0, le=1.0, description="finetune phase rate = factor x learning_rate")
+    bn_trainable: bool = Field(False, description="let BatchNorm update its statistics while fine-tuning")
+    batch_size: int = Field(32, ge=1, le=4096)
+    epochs: int = Field(10, ge=1, le=10_000, description="epochs of training (finetune: of the head phase)")
+    finetune_epochs: int = Field(10, ge=0, le=10_000, description="finetune: epochs after unfreezing")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    head_units: int = Field(128, ge=0, le=4096, description="per-slot dense layer width (0: softmax directly)")
+    early_stopping_patience: int = Field(5, ge=0, le=10_000, description="0 disables early stopping")
+    init_from: str | None = Field(None, description="a model saved by an earlier run to start from")
+    cache_features: bool = Field(True, description="frozen: compute backbone features once, train the head on them")
+    seed: Seed = 0
+    output: str = "models"
+
+    @model_validator(mode="after")
+    def _check_strategy(self) -> TrainConfig:
+        if self.strategy == "scratch" and self.pretrained:
+            raise ValueError("strategy scratch starts from random weights: set pretrained: false "
+                             "(or use strategy frozen, finetune or full with pretrained weights)")
+        if self.backbone == "plain_cnn" and self.pretrained:
+            raise ValueError("backbone plain_cnn has no pretrained weights: set pretrained: false")
+        return self
+
+
+class MlflowConfig(Section):
+    """Where runs are recorded: always the repository's own mlruns/ store."""
+
+    experiment: str = Field("transferlab", min_length=1)
+
+
 class Params(Section):
     """The whole params.yaml."""
 
@@ -119,6 +168,8 @@ class Params(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")
     def _check_formats_fit(self) -> Params:

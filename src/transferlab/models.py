@@ -1,0 +1,138 @@
+"""The model: a backbone from the registry plus a plate or classification head, and the
+functions that freeze and unfreeze it for each transfer strategy.
+
+Plain Keras 3 (``keras.ops`` only) so the same code runs on the TensorFlow and JAX backends.
+Inputs are always 0-255 RGB: each backbone owns its preprocessing.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from transferlab.backbones import Backbone
+from transferlab.errors import TransferlabError
+
+HEAD_NAME = "head"
+POOL_NAME = "global_pool"
+
+
+@keras.saving.register_keras_serializable(package="transferlab")
+class PlateAccuracy(keras.metrics.Metric):
+    """Share of images whose every character slot is right (the standard plate metric).
+
+    Counted per image over the whole epoch, not averaged per batch, so a small last
+    batch does not weigh as much as a full one.
+    """
+
+    def __init__(self, name: str = "plate_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        slot_right = ops.equal(ops.argmax(y_true, axis=-1), ops.argmax(y_pred, axis=-1))
+        plate_right = ops.all(slot_right, axis=-1)
+        self.correct.assign_add(ops.sum(ops.cast(plate_right, "float32")))
+        self.total.assign_add(ops.cast(ops.shape(plate_right)[0], "float32"))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+@keras.saving.register_keras_serializable(package="transferlab")
+class CharAccuracy(PlateAccuracy):
+    """Share of character slots that are right, counted per character over the epoch."""
+
+    def __init__(self, name: str = "char_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        slot_right = ops.equal(ops.argmax(y_true, axis=-1), ops.argmax(y_pred, axis=-1))
+        self.correct.assign_add(ops.sum(ops.cast(slot_right, "float32")))
+        self.total.assign_add(ops.cast(ops.size(slot_right), "float32"))
+
+
+def monitored_metric(task: str) -> str:
+    """The validation metric that picks the best epoch and stops training early."""
+    return "val_plate_accuracy" if task == "plates" else "val_accuracy"
+
+
+def build_head(feature_channels: int, task: str, slots: int, num_classes: int, units: int, dropout: float) -> keras.Model:
+    """Pooled features -> predictions.
+
+    Plates: the original question's head, one branch per character slot
+    (Dense -> BatchNorm -> ReLU -> Dropout -> softmax over the alphabet), stacked to
+    (slots, classes). Classification: the same branch once, a new softmax replacing
+    ImageNet's 1000-class layer.
+    """
+    features = keras.Input((feature_channels,), name="pooled_features")
+    shared = layers.Dropout(dropout, name="feature_dropout")(features)
+    branches = []
+    for slot in range(slots if task == "plates" else 1):
+        prefix = f"slot_{slot}" if task == "plates" else "class"
+        x = shared
+        if units:
+            x = layers.Dense(units, name=f"{prefix}_dense")(x)
+            x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+            x = layers.Activation("relu", name=f"{prefix}_relu")(x)
+            x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+        branches.append(layers.Dense(num_classes, activation="softmax", name=f"{prefix}_softmax")(x))
+    if task == "plates":
+        outputs = layers.Concatenate(axis=1, name="slots")([layers.Reshape((1, num_classes))(b) for b in branches])
+    else:
+        outputs = branches[0]
+    return keras.Model(features, outputs, name=HEAD_NAME)
+
+
+def build_model(backbone: Backbone, task: str, slots: int, num_classes: int, units: int, dropout: float) -> keras.Model:
+    """0-255 RGB image -> backbone feature map -> global average pooling -> head."""
+    inputs = keras.Input(backbone.model.input.shape[1:], name="image")
+    feature_map = backbone.model(inputs)
+    pooled = layers.GlobalAveragePooling2D(name=POOL_NAME)(feature_map)
+    head = build_head(backbone.feature_channels, task, slots, num_classes, units, dropout)
+    return keras.Model(inputs, head(pooled), name=f"{backbone.name}_{task}")
+
+
+def feature_extractor(model: keras.Model, backbone: Backbone) -> keras.Model:
+    """The model up to the pooled features, sharing its weights (for the cached-feature path)."""
+    return keras.Model(model.input, model.get_layer(POOL_NAME).output, name="features")
+
+
+def set_backbone_trainable(backbone: Backbone, unfrozen_blocks: int, bn_trainable: bool) -> None:
+    """Freeze the backbone except its top ``unfrozen_blocks`` blocks.
+
+    A block is a whole stage unit of the backbone (``backbone.blocks``: stem ... head
+    conv); unfreezing counts whole blocks from the output side, because later blocks
+    hold the task-specific features and early ones the generic edges and strokes.
+    BatchNorm layers stay frozen, which in Keras 3 also runs them in inference mode,
+    unless ``bn_trainable``: small fine-tuning batches would otherwise overwrite the
+    statistics the pretrained weights depend on.
+    """
+    total = len(backbone.blocks)
+    if not 0 <= unfrozen_blocks <= total:
+        raise TransferlabError(
+            f"train.unfreeze_depth: {unfrozen_blocks} but {backbone.name} has {total} blocks (use 0..{total})"
+        )
+    backbone.model.trainable = True
+    for layer in backbone.model.layers:
+        layer.trainable = False
+    for block in backbone.blocks[total - unfrozen_blocks:]:
+        for name in block:
+            layer = backbone.model.get_layer(name)
+            layer.trainable = bn_trainable or not isinstance(layer, layers.BatchNormalization)
+
+
+def set_all_trainable(model: keras.Model) -> None:
+    model.trainable = True
+    for layer in model._flatten_layers(include_self=False):  # nested backbone layers too
+        layer.trainable = True
+
+
+def count_trainable(model: keras.Model) -> int:
+    """Number of trainable scalar weights (what a strategy really trains)."""
+    return int(sum(ops.size(w) for w in model.trainable_weights))

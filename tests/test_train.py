@@ -1,0 +1,136 @@
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from helpers import random_plates, tiny_params, write_plate_csv
+from transferlab import augment, split, tracking, train
+from transferlab.backbones import build_backbone
+from transferlab.errors import TransferlabError
+from transferlab.io import read_json
+from transferlab.models import build_model, count_trainable, set_backbone_trainable
+
+SHAPE = (32, 96, 3)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A tiny prepared and augmented plate dataset in a throw-away project folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # marks the project root for the MLflow store
+    write_plate_csv(tmp_path / "plates", random_plates(40))
+    base = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")})
+    split.run(base)
+    augment.run(base)
+    return tmp_path
+
+
+def params_for(root, **train_cfg):
+    defaults = {"backbone": "plain_cnn", "pretrained": False, "strategy": "scratch", "epochs": 2, "batch_size": 16,
+                "head_units": 16, "output": str(root / "models")}
+    return tiny_params(root, data={"source": str(root / "plates")}, train={**defaults, **train_cfg})
+
+
+def lite0_model():
+    backbone = build_backbone("efficientnet_lite0", SHAPE, pretrained=False)
+    return backbone, build_model(backbone, "plates", 7, 35, 16, 0.2)
+
+
+def trainable_layers(backbone):
+    return {layer.name for layer in backbone.model.layers if layer.trainable and layer.weights}
+
+
+def test_frozen_trains_only_the_head():
+    backbone, model = lite0_model()
+    set_backbone_trainable(backbone, 0, bn_trainable=False)
+    assert trainable_layers(backbone) == set()
+    head_weights = count_trainable(model.get_layer("head"))
+    assert count_trainable(model) == head_weights > 0
+
+
+def test_finetune_unfreezes_exactly_the_top_blocks_with_batchnorm_in_inference_mode():
+    backbone, model = lite0_model()
+    set_backbone_trainable(backbone, 2, bn_trainable=False)
+    top = {name for block in backbone.blocks[-2:] for name in block}
+    unfrozen = trainable_layers(backbone)
+    assert unfrozen and unfrozen <= top
+    assert all(not isinstance(backbone.model.get_layer(n), keras.layers.BatchNormalization) for n in unfrozen)
+    convs_in_top = {n for n in top if isinstance(backbone.model.get_layer(n), keras.layers.Conv2D)}
+    assert convs_in_top <= unfrozen
+    # A frozen BatchNormalization layer normalises with its moving statistics even when
+    # called in training mode, so small fine-tuning batches cannot overwrite them.
+    bn = next(backbone.model.get_layer(n) for n in top if isinstance(backbone.model.get_layer(n), keras.layers.BatchNormalization))
+    before = [w.numpy().copy() for w in bn.non_trainable_weights]
+    model(np.random.default_rng(0).uniform(0, 255, (4, *SHAPE)).astype("float32"), training=True)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, bn.non_trainable_weights))
+
+
+def test_finetune_with_trainable_batchnorm_unfreezes_it():
+    backbone, _ = lite0_model()
+    set_backbone_trainable(backbone, 2, bn_trainable=True)
+    assert any(isinstance(backbone.model.get_layer(n), keras.layers.BatchNormalization) for n in trainable_layers(backbone))
+
+
+def test_unfreeze_depth_beyond_the_backbone_is_a_clear_error():
+    backbone, _ = lite0_model()
+    with pytest.raises(TransferlabError, match="train.unfreeze_depth: 99 but efficientnet_lite0 has 18 blocks"):
+        set_backbone_trainable(backbone, 99, bn_trainable=False)
+
+
+def test_training_writes_model_metrics_and_one_finished_mlflow_run(project):
+    summary = train.run(params_for(project))
+    assert set(summary) >= {"val_plate_accuracy", "val_char_accuracy", "train_plate_accuracy", "epochs"}
+    assert (project / "models/model.keras").is_file() and (project / "models/curves.png").is_file()
+    assert read_json(project / "metrics/train.json")["epochs"] == 2
+    run_id = read_json(project / "models/run.json")["run_id"]
+    run = mlflow.MlflowClient(tracking.configure(project)).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.backbone"] == "plain_cnn"
+    assert {"val_plate_accuracy", "loss"} <= set(run.data.metrics)
+    assert run.data.tags["dataset_fingerprint"] == read_json(project / "data/prepared/meta.json")["fingerprints"]["train"]
+    history = mlflow.MlflowClient(tracking.configure(project)).get_metric_history(run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]
+    reloaded = keras.models.load_model(project / "models/model.keras")
+    assert reloaded.output.shape[1:] == (7, 35)
+
+
+def test_same_seed_same_metrics(project):
+    first = train.run(params_for(project))
+    second = train.run(params_for(project))
+    assert first["val_loss"] == second["val_loss"] and first["train_loss"] == second["train_loss"]
+
+
+def test_a_crash_marks_the_run_failed_and_writes_no_model(project, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(train.Trainer, "run", explode)
+    with pytest.raises(RuntimeError):
+        train.run(params_for(project))
+    runs = mlflow.search_runs(experiment_names=["transferlab"])
+    assert list(runs["status"]) == ["FAILED"]
+    assert not (project / "models").exists()
+
+
+def test_frozen_on_cached_features_matches_running_the_backbone(project):
+    config = {"backbone": "mobilenet_v2", "pretrained": True, "strategy": "frozen", "epochs": 2,
+              "early_stopping_patience": 0}
+    cached = train.run(params_for(project, cache_features=True, **config))
+    direct = train.run(params_for(project, cache_features=False, **config))
+    assert cached["trainable_weights"] == direct["trainable_weights"]
+    assert cached["val_char_accuracy"] == pytest.approx(direct["val_char_accuracy"], abs=0.1)
+
+
+def test_init_from_copies_an_earlier_model(project):
+    train.run(params_for(project))
+    earlier = keras.models.load_model(project / "models/model.keras")
+    backbone = build_backbone("plain_cnn", SHAPE, pretrained=False)
+    model = build_model(backbone, "plates", 7, 35, 16, 0.2)
+    assert train.initialise_from(model, str(project / "models/model.keras")) > 0
+    probe = np.random.default_rng(1).uniform(0, 255, (2, *SHAPE)).astype("float32")
+    assert np.allclose(model.predict(probe, verbose=0), earlier.predict(probe, verbose=0), atol=1e-5)
+
+
+def test_init_from_a_missing_file_is_a_clear_error(project):
+    with pytest.raises(TransferlabError, match="train.init_from: .*not found"):
+        train.run(params_for(project, init_from=str(project / "nope.keras")))
