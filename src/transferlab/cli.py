@@ -80,6 +80,36 @@ def train(params_file: str) -> None:
 
 
 @main.command()
+@params_option
+def evaluate(params_file: str) -> None:
+    """Test-set metrics, diagnostics and speed, logged into the training run (stage `evaluate`)."""
+    from transferlab import evaluate as evaluate_stage
+
+    run_stage(evaluate_stage.run, params_file)
+
+
+@main.command("predict")
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False), help="write every row to this CSV")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+def predict_cmd(model: str, images: tuple[str, ...], csv_out: str | None, batch_size: int) -> None:
+    """Read IMAGES (files or folders) with MODEL (a .keras file, or a runs:/ or models:/ URI).
+
+    Prints the text and per-character confidence per image; an unreadable file gets an
+    error row and the others are still read. Exit code 1 only when no image could be read.
+    """
+    from transferlab import predict
+
+    try:
+        code = predict.predict_command(model, list(images), csv_out, batch_size, echo=click.echo)
+    except TransferlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind")
 @click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
 def ui(host: str, port: int) -> None:

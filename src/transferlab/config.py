@@ -136,6 +136,9 @@ class TrainConfig(Section):
     finetune_epochs: int = Field(10, ge=0, le=10_000, description="finetune: epochs after unfreezing")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    head_pooling: Literal["global", "spatial"] = Field(
+        "global", description="global: average pooling (the original question); spatial: keep the feature map layout"
+    )
     head_units: int = Field(128, ge=0, le=4096, description="per-slot dense layer width (0: softmax directly)")
     early_stopping_patience: int = Field(5, ge=0, le=10_000, description="0 disables early stopping")
     init_from: str | None = Field(None, description="a model saved by an earlier run to start from")
@@ -151,6 +154,24 @@ class TrainConfig(Section):
         if self.backbone == "plain_cnn" and self.pretrained:
             raise ValueError("backbone plain_cnn has no pretrained weights: set pretrained: false")
         return self
+
+
+class EvaluateConfig(Section):
+    """Stage ``evaluate``: test-set metrics, diagnostics and inference speed."""
+
+    output: str = Field("evaluation", min_length=1, description="folder of the figures, predictions and report")
+    augmented_strengths: list[Fraction] = Field(
+        default_factory=lambda: [1.0],
+        description="extra augmentation strengths checked on the test images (augment.strength is always checked)",
+    )
+    augment_seed: Seed = 0
+    worst_mistakes: int = Field(16, ge=0, le=100, description="wrong predictions shown in worst_mistakes.png")
+    mistakes_by: Literal["lowest_confidence", "highest_confidence"] = Field(
+        "lowest_confidence", description="which wrong predictions are the worst: least sure or most confidently wrong",
+    )
+    top_confusions: int = Field(20, ge=1, le=1000, description="rows of metrics/evaluate_confusions.csv")
+    example_images: int = Field(4, ge=0, le=32, description="test images shown at each strength in augmented_examples.png")
+    latency_calls: int = Field(20, ge=1, le=10_000, description="single-image calls timed after warm-up")
 
 
 class MlflowConfig(Section):
@@ -169,6 +190,7 @@ class Params(Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")

@@ -62,16 +62,33 @@ def monitored_metric(task: str) -> str:
     return "val_plate_accuracy" if task == "plates" else "val_accuracy"
 
 
-def build_head(feature_channels: int, task: str, slots: int, num_classes: int, units: int, dropout: float) -> keras.Model:
-    """Pooled features -> predictions.
+def pool_features(feature_map, pooling: str, units: int):
+    """Feature map (B, h, w, C) -> one vector per image.
+
+    ``global``: global average pooling, as in the original question; it keeps *what* is in
+    the image but not *where*, so each slot head must recover character positions from
+    channel statistics. ``spatial``: a 1x1 convolution to ``units`` channels, then the whole
+    (h, w) layout is kept by flattening, so slot i can look at the left or right of the plate.
+    """
+    if pooling == "global":
+        return layers.GlobalAveragePooling2D(name=POOL_NAME)(feature_map)
+    x = layers.Conv2D(units or 64, 1, use_bias=False, name="spatial_conv")(feature_map)
+    x = layers.BatchNormalization(name="spatial_bn")(x)
+    x = layers.Activation("relu", name="spatial_relu")(x)
+    return layers.Flatten(name=POOL_NAME)(x)
+
+
+def build_head(feature_shape: tuple[int, int, int], task: str, slots: int, num_classes: int, units: int,
+               dropout: float, pooling: str = "global") -> keras.Model:
+    """Backbone feature map -> predictions.
 
     Plates: the original question's head, one branch per character slot
     (Dense -> BatchNorm -> ReLU -> Dropout -> softmax over the alphabet), stacked to
     (slots, classes). Classification: the same branch once, a new softmax replacing
     ImageNet's 1000-class layer.
     """
-    features = keras.Input((feature_channels,), name="pooled_features")
-    shared = layers.Dropout(dropout, name="feature_dropout")(features)
+    feature_map = keras.Input(feature_shape, name="feature_map")
+    shared = layers.Dropout(dropout, name="feature_dropout")(pool_features(feature_map, pooling, units))
     branches = []
     for slot in range(slots if task == "plates" else 1):
         prefix = f"slot_{slot}" if task == "plates" else "class"
@@ -86,21 +103,16 @@ def build_head(feature_channels: int, task: str, slots: int, num_classes: int, u
         outputs = layers.Concatenate(axis=1, name="slots")([layers.Reshape((1, num_classes))(b) for b in branches])
     else:
         outputs = branches[0]
-    return keras.Model(features, outputs, name=HEAD_NAME)
+    return keras.Model(feature_map, outputs, name=HEAD_NAME)
 
 
-def build_model(backbone: Backbone, task: str, slots: int, num_classes: int, units: int, dropout: float) -> keras.Model:
-    """0-255 RGB image -> backbone feature map -> global average pooling -> head."""
+def build_model(backbone: Backbone, task: str, slots: int, num_classes: int, units: int, dropout: float,
+                pooling: str = "global") -> keras.Model:
+    """0-255 RGB image -> backbone feature map -> head (pooling and one branch per slot)."""
     inputs = keras.Input(backbone.model.input.shape[1:], name="image")
     feature_map = backbone.model(inputs)
-    pooled = layers.GlobalAveragePooling2D(name=POOL_NAME)(feature_map)
-    head = build_head(backbone.feature_channels, task, slots, num_classes, units, dropout)
-    return keras.Model(inputs, head(pooled), name=f"{backbone.name}_{task}")
-
-
-def feature_extractor(model: keras.Model, backbone: Backbone) -> keras.Model:
-    """The model up to the pooled features, sharing its weights (for the cached-feature path)."""
-    return keras.Model(model.input, model.get_layer(POOL_NAME).output, name="features")
+    head = build_head(tuple(feature_map.shape[1:]), task, slots, num_classes, units, dropout, pooling)
+    return keras.Model(inputs, head(feature_map), name=f"{backbone.name}_{task}")
 
 
 def set_backbone_trainable(backbone: Backbone, unfrozen_blocks: int, bn_trainable: bool) -> None:

@@ -30,14 +30,13 @@ from transferlab.models import (
     PlateAccuracy,
     build_model,
     count_trainable,
-    feature_extractor,
     monitored_metric,
     set_backbone_trainable,
 )
 from transferlab.plots import save_training_curves
+from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels, log_pyfunc_model
 from transferlab.split import load_split, read_meta
 
-MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics/train.json"
 HISTORY_FILE = "metrics/train_history.csv"
@@ -179,7 +178,7 @@ class Trainer:
         The backbone's output cannot change while it is frozen, so running it every epoch
         only repeats work; the head sees exactly the same inputs either way.
         """
-        extractor = feature_extractor(self.model, backbone)
+        extractor = backbone.model  # the head starts at the backbone's feature map
         started = time.monotonic()
         batch = self.params.train.batch_size
         f_train = extractor.predict(self.data.x_train, batch_size=batch, verbose=0)
@@ -245,7 +244,8 @@ def run(params: Params) -> dict:
     seed_everything(cfg.seed)
     input_shape = (params.data.image_height, params.data.image_width, 3)
     backbone = build_backbone(cfg.backbone, input_shape, cfg.pretrained)
-    model = build_model(backbone, data.task, data.slots, len(data.classes), cfg.head_units, cfg.dropout)
+    model = build_model(backbone, data.task, data.slots, len(data.classes), cfg.head_units, cfg.dropout,
+                        cfg.head_pooling)
     if cfg.init_from:
         initialise_from(model, cfg.init_from)
     output = Path(cfg.output)
@@ -282,7 +282,11 @@ def run(params: Params) -> dict:
             preview = Path(params.augment.output) / "preview.png"
             if preview.is_file():
                 mlflow.log_artifact(str(preview), "plots")
-            log_keras_model(model, data.x_val[:2])
+            labels = Labels.from_params(params, data.classes)
+            labels.save(out / LABELS_FILE)
+            mlflow.log_artifact(str(out / LABELS_FILE))  # runs:/<id>/model can then be decoded
+            log_keras_model(model, data.x_val[:2], labels)
+            log_pyfunc_model(out / MODEL_FILE, out / LABELS_FILE, data.x_val[:2])  # runs:/<id>/reader
         history.to_csv(_ensure_parent(HISTORY_FILE), index=False)
         write_json(METRICS_FILE, summary)
     print(f"train: done in {seconds:.0f}s; validation {monitored_metric(data.task)} "
@@ -290,7 +294,7 @@ def run(params: Params) -> dict:
     return summary
 
 
-def log_keras_model(model: keras.Model, example: np.ndarray) -> None:
+def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> None:
     """The model in Keras format with a signature (0-255 float images in, per-slot softmax out)."""
     import mlflow
     from mlflow.models import infer_signature
@@ -301,7 +305,8 @@ def log_keras_model(model: keras.Model, example: np.ndarray) -> None:
     requirements = [f"keras=={keras.__version__}", "tensorflow-cpu==2.21.0"]
     # No input_example: mlflow.keras 3.17 writes it before creating the model folder (and
     # one image is ~37,000 JSON numbers); the signature already states shapes and dtypes.
-    mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+    mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements,
+                           metadata={METADATA_KEY: labels.to_dict()})
 
 
 def _ensure_parent(path: str) -> str:

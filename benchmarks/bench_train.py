@@ -1,0 +1,122 @@
+"""Training-stage performance, measured side by side in one run.
+
+    python benchmarks/bench_train.py [--images 1000] [--epochs 4] [--frozen-epochs 10]
+
+1. Input-pipeline overhead: images/s of the stage's Trainer (its callbacks, checkpoints
+   and logging) against a plain ``model.fit`` on the same in-memory arrays and the same
+   model; the first epoch (graph tracing) is excluded from both. Target ratio >= 0.95.
+2. ``frozen`` strategy: head trained on backbone features computed once, against running
+   the frozen backbone every epoch; wall time (feature computation included) and the
+   validation metrics of both. Target speed-up >= 10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from transferlab.backbones import build_backbone
+from transferlab.config import parse_params
+from transferlab.models import build_model
+from transferlab.synth import render_sample
+from transferlab.plates import PlateCodec
+from transferlab.train import Trainer, TrainingData, compile_model, evaluate_split, one_hot, seed_everything
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.started)
+
+
+def synthetic_data(params, count: int) -> TrainingData:
+    codec = PlateCodec.from_config(params.plates)
+    samples = [render_sample(params.generate, params.plates.alphabet, i) for i in range(count)]
+    images = np.stack([image for _, image in samples])
+    labels = one_hot(codec.encode_many([text for text, _ in samples]), codec.num_classes)
+    n_val = count // 5
+    return TrainingData(images[n_val:], labels[n_val:], images[:n_val], labels[:n_val], "plates",
+                        list(codec.symbols), "benchmark", slots=codec.slots)
+
+
+def fresh_model(params, data: TrainingData):
+    seed_everything(params.train.seed)
+    cfg = params.train
+    backbone = build_backbone(cfg.backbone, (params.data.image_height, params.data.image_width, 3), cfg.pretrained)
+    model = build_model(backbone, "plates", data.slots, len(data.classes), cfg.head_units, cfg.dropout, cfg.head_pooling)
+    return backbone, model
+
+
+def steady_throughput(timer: EpochTimer, images: int) -> float:
+    steady = timer.times[1:]  # epoch 1 includes graph tracing
+    return images * len(steady) / sum(steady)
+
+
+def pipeline_overhead(params, data: TrainingData, epochs: int) -> None:
+    _, model = fresh_model(params, data)
+    compile_model(model, "plates", params.train.learning_rate, 0.0)
+    plain_timer = EpochTimer()
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+              batch_size=params.train.batch_size, shuffle=True, verbose=0, callbacks=[plain_timer])
+    plain = steady_throughput(plain_timer, len(data.x_train))
+
+    _, model = fresh_model(params, data)
+    with tempfile.TemporaryDirectory() as backups:
+        trainer = Trainer(params, data, model, lambda logs, step: None, Path(backups))
+        stage_timer = EpochTimer()
+        original = trainer.callbacks
+        trainer.callbacks = lambda *a: [*original(*a), stage_timer]
+        trainer.fit(model, "all", epochs, params.train.learning_rate, data.x_train, data.x_val, "val_plate_accuracy")
+    stage = steady_throughput(stage_timer, len(data.x_train))
+    print(f"[pipeline] plain model.fit: {plain:.1f} images/s; stage Trainer: {stage:.1f} images/s; "
+          f"ratio {stage / plain:.3f} (target >= 0.95)")
+
+
+def frozen_speedup(params, data: TrainingData, epochs: int) -> None:
+    results = {}
+    for cached in (True, False):
+        p = params.model_copy(deep=True)
+        p.train.strategy, p.train.epochs, p.train.cache_features = "frozen", epochs, cached
+        p.train.early_stopping_patience = 0
+        backbone, model = fresh_model(p, data)
+        with tempfile.TemporaryDirectory() as backups:
+            started = time.perf_counter()
+            Trainer(p, data, model, lambda logs, step: None, Path(backups)).run(backbone)
+            seconds = time.perf_counter() - started
+        compile_model(model, "plates", p.train.learning_rate, 0.0)
+        metrics = evaluate_split(model, data.x_val, data.y_val, p.train.batch_size)
+        results[cached] = seconds
+        print(f"[frozen] {'cached features' if cached else 'backbone every epoch'}: {seconds:.1f}s for {epochs} epochs; "
+              f"val char accuracy {metrics['char_accuracy']:.4f}, val loss {metrics['loss']:.4f}")
+    print(f"[frozen] speed-up of cached features: {results[False] / results[True]:.1f}x (target >= 10x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--frozen-epochs", type=int, default=10)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    args = parser.parse_args()
+    params = parse_params({"train": {"backbone": args.backbone, "strategy": "full", "pretrained": True}})
+    data = synthetic_data(params, args.images)
+    print(f"{args.backbone}, {len(data.x_train)} training / {len(data.x_val)} validation images of "
+          f"{params.data.image_height}x{params.data.image_width}, batch {params.train.batch_size}, "
+          f"backend {keras.backend.backend()}")
+    pipeline_overhead(params, data, args.epochs)
+    frozen_speedup(params, data, args.frozen_epochs)
+
+
+if __name__ == "__main__":
+    main()

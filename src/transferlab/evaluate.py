@@ -1,0 +1,422 @@
+"""Stage ``evaluate``: the trained model on the held-out test split, and why it scores what it does.
+
+One batched prediction over the test images gives every metric of :mod:`transferlab.metrics`
+(per image over the whole split). Around it, the diagnostics that explain a result:
+
+- the train / validation / test gap (from ``metrics/train.json``): over-fitting, or a test
+  set unlike the validation set beyond sampling noise;
+- a confusion matrix figure (characters over the alphabet for plates, classes otherwise)
+  and the most frequent confusions (8 read as B ...);
+- a grid of the worst mistakes with predicted vs true text;
+- accuracy on the test images augmented in memory at the training strength (and harsher
+  ones): does augmentation at this strength leave plates readable?
+- inference speed: batched images/s and single-image latency.
+
+Metrics go to ``metrics/evaluate.json`` (DVC) and, prefixed ``test_``, into the training
+run's MLflow run (resumed by the id in ``models/run.json``), figures to ``evaluate.output``.
+Everything is computed and written before the MLflow run is reopened: a failure here must
+never mark the training run FAILED.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferlab import metrics
+from transferlab.config import EvaluateConfig, Params
+from transferlab.errors import TransferlabError
+from transferlab.io import atomic_output_dir, read_json, write_json
+from transferlab.split import load_split, read_meta
+
+METRICS_FILE = "metrics/evaluate.json"
+BREAKDOWN_FILE = "metrics/evaluate_breakdown.csv"  # per slot (plates) / per class (classification)
+CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"
+AUGMENTED_FILE = "metrics/evaluate_augmented.csv"
+TRAIN_METRICS_FILE = "metrics/train.json"  # train.METRICS_FILE (not imported: train loads Keras eagerly)
+PREFIX = "test_"
+
+CONFUSION_FIGURE = "confusion_matrix.png"
+MISTAKES_FIGURE = "worst_mistakes.png"
+AUGMENTED_FIGURE = "augmented_examples.png"
+PREDICTIONS_FILE = "predictions.csv"
+REPORT_FILE = "report.md"
+
+# Heuristic thresholds of the written diagnosis (the numbers themselves are always reported).
+OVERFIT_GAP = 0.10
+READABLE_RETENTION = 0.9
+UNREADABLE_RETENTION = 0.5
+MIN_CLEAN_ACCURACY = 0.05  # below it, "share of the clean accuracy kept" means nothing
+
+
+@dataclass
+class Evaluation:
+    """The result of one model on one set of images."""
+
+    report: metrics.PlateReport | metrics.ClassificationReport
+    probs: np.ndarray
+    texts: list[str] = field(default_factory=list)  # predicted text / class name per image
+
+
+def main_metric(task: str) -> str:
+    return "plate_accuracy" if task == "plates" else "accuracy"
+
+
+def compared_metrics(task: str) -> list[str]:
+    return ["plate_accuracy", "char_accuracy"] if task == "plates" else ["accuracy"]
+
+
+def augmented_row(strength: float, scalars: dict[str, float], task: str) -> dict[str, float]:
+    """One row of metrics/evaluate_augmented.csv: ``accuracy`` is the main metric of either task."""
+    row = {"strength": strength, "accuracy": scalars[main_metric(task)]}
+    if task == "plates":
+        row["char_accuracy"] = scalars["char_accuracy"]
+    return row
+
+
+def strength_key(strength: float) -> str:
+    """0.3 -> "aug30", 0.125 -> "aug12p5": metric-key friendly."""
+    return "aug" + f"{strength * 100:g}".replace(".", "p")
+
+
+class Evaluator:
+    """Predicts and scores images of one task with one model."""
+
+    def __init__(self, model, params: Params, classes: list[str], cfg: EvaluateConfig):
+        self.model, self.params, self.classes, self.cfg = model, params, classes, cfg
+        self.task = params.task
+        self.batch_size = params.train.batch_size
+        plates = params.plates
+        self.pad_char = plates.pad_char if self.task == "plates" and plates.variable_length else None
+        self.symbols = "".join(classes)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        if not len(images):
+            shape = (0, self.params.plates.slots, len(self.classes)) if self.task == "plates" else (0, len(self.classes))
+            return np.zeros(shape, np.float32)
+        return np.asarray(self.model.predict(np.asarray(images), batch_size=self.batch_size, verbose=0))
+
+    def score(self, labels: np.ndarray, probs: np.ndarray) -> Evaluation:
+        if self.task == "plates":
+            report = metrics.plate_report(labels, probs, self.symbols, self.pad_char, self.cfg.top_confusions)
+            texts = [metrics.decode(p, self.symbols, self.pad_char) for p in report.predicted]
+        else:
+            report = metrics.classification_report(labels, probs, self.classes, self.cfg.top_confusions)
+            texts = [self.classes[i] for i in report.predicted]
+        return Evaluation(report=report, probs=probs, texts=texts)
+
+    def true_texts(self, labels: np.ndarray) -> list[str]:
+        if self.task == "plates":
+            return [metrics.decode(row, self.symbols, self.pad_char) for row in labels]
+        return [self.classes[int(i)] for i in labels]
+
+    def scalars(self, evaluation: Evaluation, prefix: str = PREFIX) -> dict[str, float]:
+        if self.task == "plates":
+            return evaluation.report.scalars(prefix)
+        return evaluation.report.scalars(prefix, self.classes)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def timed_predict(evaluator: Evaluator, images: np.ndarray) -> tuple[np.ndarray, float]:
+    """The one batched prediction of the test set, timed after a warm-up batch (graph tracing)."""
+    if len(images):
+        evaluator.predict(images[: evaluator.batch_size])
+    started = time.perf_counter()
+    probs = evaluator.predict(images)
+    return probs, time.perf_counter() - started
+
+
+def single_image_latency(model, image: np.ndarray, calls: int, warmup: int = 3) -> np.ndarray:
+    """Seconds per ``model(x[None])`` call, after ``warmup`` untimed calls."""
+    x = np.asarray(image, np.float32)[None]
+    for _ in range(warmup):
+        np.asarray(model(x, training=False))
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        np.asarray(model(x, training=False))  # np.asarray waits for the result
+        seconds.append(time.perf_counter() - started)
+    return np.asarray(seconds)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def generalisation_gaps(train_metrics: dict, test_scalars: dict, task: str) -> dict[str, float]:
+    """train - val, val - test and train - test of each accuracy reported by train and evaluate."""
+    gaps: dict[str, float] = {}
+    for name in compared_metrics(task):
+        train, val, test = (train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}"),
+                            test_scalars.get(f"{PREFIX}{name}"))
+        if train is not None and val is not None:
+            gaps[f"{PREFIX}gap_train_val_{name}"] = float(train) - float(val)
+        if val is not None and test is not None:
+            gaps[f"{PREFIX}gap_val_test_{name}"] = float(val) - float(test)
+        if train is not None and test is not None:
+            gaps[f"{PREFIX}gap_train_test_{name}"] = float(train) - float(test)
+    return gaps
+
+
+def sampling_error(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on n images (binomial)."""
+    return float(np.sqrt(max(accuracy * (1 - accuracy), 0.0) / n)) if n else 0.0
+
+
+def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val: int | None,
+              augmented: list[tuple[float, float]], train_strength: float) -> list[str]:
+    """Plain-language findings; thresholds are heuristics, the numbers are in the metrics."""
+    name = main_metric(task)
+    test = scalars[f"{PREFIX}{name}"]
+    train, val = train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}")
+    lines = [f"test {name.replace('_', ' ')}: {test:.3f} on {n_test} images (± {sampling_error(test, n_test):.3f} standard error)"]
+    if train is None or val is None:
+        lines.append(f"no training metrics ({TRAIN_METRICS_FILE}): gaps not computed")
+    else:
+        lines.append(f"train {train:.3f} (augmented training set) / validation {val:.3f} / test {test:.3f}")
+        if train - val > OVERFIT_GAP:
+            lines.append(f"over-fitting: training beats validation by {train - val:.3f}; more data, stronger "
+                         "augmentation, more dropout or a frozen backbone may help")
+        elif train < 0.5:
+            lines.append("under-fitting: the model does not even fit its training set; train longer, "
+                         "a higher learning rate, weaker augmentation or a stronger backbone may help")
+        noise = 2 * np.hypot(sampling_error(val, n_val or n_test), sampling_error(test, n_test))
+        if abs(val - test) > noise:
+            lines.append(f"validation and test differ by {val - test:+.3f}, more than sampling noise (±{noise:.3f}): "
+                         "the validation set (used to pick the best epoch) does not represent the test set well")
+    for strength, value in augmented:
+        used = strength == train_strength
+        shown = f"augmented at strength {strength:g}{' (the training strength)' if used else ''}: " \
+                f"{name.replace('_', ' ')} {value:.3f}"
+        if test < MIN_CLEAN_ACCURACY:
+            lines.append(f"{shown}; the clean accuracy is too low to tell what augmentation does")
+            continue
+        retained = value / test
+        if retained >= READABLE_RETENTION:
+            verdict = "the augmented images stay readable for the model"
+        elif retained >= UNREADABLE_RETENTION:
+            verdict = "the augmented images are noticeably harder"
+        else:
+            verdict = "the augmented images are largely unreadable for the model" + (
+                ": it was trained at this strength, which is probably too strong (see the augment preview)"
+                if used else "")
+        lines.append(f"{shown} ({retained:.0%} of clean): {verdict}")
+    return lines
+
+
+def worst_mistakes(evaluation: Evaluation, count: int, by: str) -> np.ndarray:
+    """Indices of the wrong predictions, least (or most) confident first."""
+    report = evaluation.report
+    wrong = np.flatnonzero(~report.correct)
+    order = np.argsort(report.confidence[wrong], kind="stable")
+    if by == "highest_confidence":
+        order = order[::-1]
+    return wrong[order][:count]
+
+
+def mistake_title(true: str, predicted: str, confidence: float, task: str) -> str:
+    if task == "plates":
+        marks = "".join("^" if i >= len(true) or i >= len(predicted) or true[i] != predicted[i] else " "
+                        for i in range(max(len(true), len(predicted))))
+        return f"true {true}\npred {predicted}\n     {marks}\nconf {confidence:.2f}"
+    return f"true {true}\npred {predicted}\nconf {confidence:.2f}"
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def breakdown_frame(evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
+    report = evaluation.report
+    if evaluator.task == "plates":
+        return pd.DataFrame({"group": [f"slot {i + 1}" for i in range(len(report.per_slot_accuracy))],
+                             "accuracy": report.per_slot_accuracy,
+                             "count": [report.images] * len(report.per_slot_accuracy)})
+    return pd.DataFrame({"group": evaluator.classes, "accuracy": report.per_class_recall, "count": report.support})
+
+
+def predictions_frame(test, evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
+    report = evaluation.report
+    frame = pd.DataFrame({
+        "actual": evaluator.true_texts(test.labels),
+        "predicted": evaluation.texts,
+        "confidence": report.confidence,
+        "correct": report.correct,
+    })
+    if evaluator.task == "plates":
+        frame["char_confidences"] = [" ".join(f"{c:.2f}" for c in row)
+                                     for row in metrics.slot_confidences(evaluation.probs)]
+    if "image_path" in test.frame.columns:
+        frame.insert(0, "image_path", test.frame["image_path"].to_numpy())
+    return frame
+
+
+def write_report(path: Path, lines: list[str], scalars: dict[str, float], confusions: list) -> None:
+    text = ["# Test evaluation", "", *[f"- {line}" for line in lines], "", "## Most frequent confusions", ""]
+    text += [f"- {t} read as {p}: {c}" for t, p, c in confusions] or ["- none"]
+    text += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+    text += [f"| {k} | {v:.4g} |" for k, v in sorted(scalars.items())]
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def save_figures(out: Path, evaluator: Evaluator, test, evaluation: Evaluation, augmented_views: list,
+                 cfg: EvaluateConfig) -> None:
+    from transferlab.plots import save_confusion_matrix, save_image_grid
+
+    task = evaluator.task
+    report = evaluation.report
+    if task == "plates":
+        names = ["pad" if evaluator.pad_char and c == evaluator.pad_char else c for c in evaluator.classes]
+        title = f"Character confusion over all slots ({report.images} test plates)"
+    else:
+        names = evaluator.classes
+        title = f"Class confusion ({report.images} test images)"
+    save_confusion_matrix(report.confusion_matrix, names, out / CONFUSION_FIGURE, title)
+
+    true_texts = evaluator.true_texts(test.labels)
+    picks = worst_mistakes(evaluation, cfg.worst_mistakes, cfg.mistakes_by)
+    which = "least confident" if cfg.mistakes_by == "lowest_confidence" else "most confidently wrong"
+    save_image_grid([test.images[i] for i in picks],
+                    [mistake_title(true_texts[i], evaluation.texts[i], report.confidence[i], task) for i in picks],
+                    out / MISTAKES_FIGURE,
+                    f"{len(picks)} of {report.wrong} wrong predictions, {which} first", columns=4)
+
+    n = min(cfg.example_images, len(test.images))
+    if n and augmented_views:
+        images, titles, colors = [], [], []
+        for row in range(n):
+            for strength, view, texts in augmented_views:
+                images.append(view[row])
+                titles.append(f"true {true_texts[row]}\nclean: {texts[row]}" if strength == 0
+                              else f"\nstrength {strength:g}: {texts[row]}")
+                colors.append("green" if texts[row] == true_texts[row] else "red")
+        save_image_grid(images, titles, out / AUGMENTED_FIGURE,
+                        "Test images and predictions at each augmentation strength (green: right)",
+                        columns=len(augmented_views), title_colors=colors)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
+    """Evaluate ``train.output``/model.keras on the test split; write metrics, figures, MLflow.
+
+    ``cfg`` (tests, studies) overrides ``params.evaluate``.
+    """
+    from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
+    from transferlab.augment import augment_images
+    from transferlab.predict import MODEL_FILE, load_keras_model
+    from transferlab.train import load_run_info
+
+    cfg = cfg or params.evaluate  # an explicit cfg wins
+    meta = read_meta(params.split.output)
+    if meta["task"] != params.task:
+        raise TransferlabError(f"{params.split.output} holds a {meta['task']} split but task is {params.task}: "
+                               "run the split stage again")
+    model_path = Path(params.train.output) / MODEL_FILE
+    if not model_path.is_file():
+        raise TransferlabError(f"{model_path}: not found: run the train stage first (dvc repro train)")
+    run_info = load_run_info(params.train.output)
+    check_training_run(tracking, run_info, params)  # before any work: the results must have a run to go to
+    test = load_split(params.split.output, "test")
+    images = np.asarray(test.images)
+    print(f"evaluate: {model_path} on {len(images)} test images (run {run_info['run_id']})", flush=True)
+
+    model = load_keras_model(model_path)
+    evaluator = Evaluator(model, params, list(meta["classes"]), cfg)
+    probs, seconds = timed_predict(evaluator, images)
+    evaluation = evaluator.score(test.labels, probs)
+    scalars = evaluator.scalars(evaluation)
+    name = main_metric(params.task)
+    print(f"evaluate: test {name} {scalars[PREFIX + name]:.4f} ({evaluation.report.wrong} wrong of "
+          f"{evaluation.report.images})", flush=True)
+
+    scalars[f"{PREFIX}images_per_s"] = len(images) / seconds if seconds > 0 and len(images) else 0.0
+    if len(images):
+        latency = single_image_latency(model, images[0], cfg.latency_calls)
+        scalars[f"{PREFIX}latency_ms_median"] = float(np.median(latency) * 1000)
+        scalars[f"{PREFIX}latency_ms_p90"] = float(np.percentile(latency, 90) * 1000)
+        print(f"evaluate: {scalars[f'{PREFIX}images_per_s']:.0f} images/s batched (batch {evaluator.batch_size}), "
+              f"{scalars[f'{PREFIX}latency_ms_median']:.1f} ms per single image", flush=True)
+
+    strengths = sorted({s for s in [params.augment.strength, *cfg.augmented_strengths] if s > 0})
+    augmented_rows = [augmented_row(0.0, evaluation.report.scalars(), params.task)]
+    augmented_views = [(0.0, images, evaluation.texts)]
+    augmented_main: list[tuple[float, float]] = []
+    for strength in strengths:
+        view = augment_images(images, strength, cfg.augment_seed)
+        aug = evaluator.score(test.labels, evaluator.predict(view))
+        aug_scalars = aug.report.scalars()
+        for m in compared_metrics(params.task):
+            scalars[f"{PREFIX}{strength_key(strength)}_{m}"] = aug_scalars[m]
+        augmented_rows.append(augmented_row(strength, aug_scalars, params.task))
+        augmented_views.append((strength, view, aug.texts))
+        augmented_main.append((strength, aug_scalars[name]))
+        print(f"evaluate: augmented at strength {strength:g}: {name} {aug_scalars[name]:.4f}", flush=True)
+
+    train_metrics = read_json(TRAIN_METRICS_FILE) if Path(TRAIN_METRICS_FILE).is_file() else {}
+    scalars.update(generalisation_gaps(train_metrics, scalars, params.task))
+    n_val = _split_size(params.split.output, "val")
+    findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main,
+                         params.augment.strength)
+    for line in findings:
+        print(f"evaluate: {line}", flush=True)
+
+    output = Path(cfg.output)
+    with atomic_output_dir(output) as out:
+        predictions_frame(test, evaluator, evaluation).to_csv(out / PREDICTIONS_FILE, index=False)
+        save_figures(out, evaluator, test, evaluation, augmented_views, cfg)
+        write_report(out / REPORT_FILE, findings, scalars, evaluation.report.confusions)
+    breakdown_frame(evaluator, evaluation).to_csv(_parent(BREAKDOWN_FILE), index=False)
+    pd.DataFrame(evaluation.report.confusions, columns=["actual", "predicted", "count"]).to_csv(
+        _parent(CONFUSIONS_FILE), index=False)
+    pd.DataFrame(augmented_rows).to_csv(_parent(AUGMENTED_FILE), index=False)
+    write_json(METRICS_FILE, scalars)
+    print(f"evaluate: wrote {METRICS_FILE} and {output}/", flush=True)
+
+    log_to_training_run(tracking, run_info, params, cfg, scalars, output)
+    return scalars
+
+
+def check_training_run(tracking, run_info: dict, params: Params) -> None:
+    """Fail early, with a clear message, when the training run is not in this repository's store."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking.configure()
+    try:
+        mlflow.MlflowClient(uri).get_run(run_info["run_id"])
+    except (MlflowException, KeyError):
+        raise TransferlabError(f"MLflow run {run_info.get('run_id')!r} of {params.train.output}/run.json is not in "
+                               f"{uri}: train again (dvc repro train)") from None
+
+
+def log_to_training_run(tracking, run_info: dict, params: Params, cfg: EvaluateConfig, scalars: dict,
+                        output: Path) -> None:
+    """Resume the training run (``models/run.json``) and add the test metrics and figures to it."""
+    import mlflow
+
+    run_id = run_info["run_id"]
+    tags = {f"evaluate.{k}": v for k, v in tracking.flatten_params(cfg).items()}
+    tags["evaluated"] = "true"
+    with tracking.tracked_run(run_info.get("experiment", params.mlflow.experiment), run_name=None, params={},
+                              tags=tags, run_id=run_id):
+        mlflow.log_metrics(scalars)
+        mlflow.log_artifacts(str(output), "evaluation")
+        for path in (BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE):
+            mlflow.log_artifact(path, "evaluation/metrics")
+    print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run_id}", flush=True)
+
+
+def _split_size(prepared: str, name: str) -> int | None:
+    path = Path(prepared) / f"{name}_labels.npy"
+    return int(np.load(path, mmap_mode="r").shape[0]) if path.is_file() else None
+
+
+def _parent(path: str) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path

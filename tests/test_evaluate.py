@@ -1,0 +1,148 @@
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
+from transferlab import evaluate, split, tracking
+from transferlab.backbones import build_backbone
+from transferlab.errors import TransferlabError
+from transferlab.io import read_json, write_json
+from transferlab.models import build_model
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory):
+    """A throw-away repository (a .dvc marker), so the MLflow store is <repository>/mlruns.
+
+    Shared by the tests of this module: creating a new MLflow database takes seconds.
+    """
+    root = tmp_path_factory.mktemp("repository")
+    (root / ".dvc").mkdir()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def project(repository, request, monkeypatch):
+    """Each test works in its own folder inside the repository (its own data, models, metrics)."""
+    folder = repository / request.node.name
+    folder.mkdir()
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(folder)
+    yield folder
+    mlflow.end_run()
+
+
+def fake_training(params, classes, slots):
+    """What the train stage leaves behind, without training: model, run.json, train metrics."""
+    backbone = build_backbone("plain_cnn", (32, 96, 3), False)
+    model = build_model(backbone, params.task, slots, len(classes), 8, 0.0)
+    out = Path(params.train.output)
+    out.mkdir(parents=True)
+    model.save(out / "model.keras")
+    with tracking.tracked_run(params.mlflow.experiment, "train", params={"train": {"backbone": "plain_cnn"}},
+                              tags={"stage": "train"}) as run:
+        mlflow.log_metric("val_loss", 1.0)
+    write_json(out / "run.json", {"run_id": run.info.run_id, "experiment": params.mlflow.experiment,
+                                  "tracking_uri": tracking.tracking_uri()})
+    name = "plate_accuracy" if params.task == "plates" else "accuracy"
+    write_json("metrics/train.json", {f"train_{name}": 0.9, f"val_{name}": 0.6, "epochs": 1})
+    return run.info.run_id
+
+
+def plate_params(root, **sections):
+    return tiny_params(root, data={"source": str(root / "plates")},
+                       train={"backbone": "plain_cnn", "pretrained": False, "strategy": "scratch",
+                              "batch_size": 4, "output": str(root / "models")},
+                       mlflow={"experiment": "evaluate-test"}, **sections)
+
+
+def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(project, capsys):
+    write_plate_csv(project / "plates", random_plates(30))
+    params = plate_params(project)
+    split.run(params)
+    run_id = fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    cfg = evaluate.EvaluateConfig(output=str(project / "evaluation"), worst_mistakes=4, latency_calls=3)
+
+    scalars = evaluate.run(params, cfg)
+
+    saved = read_json("metrics/evaluate.json")
+    assert saved == pytest.approx(scalars)
+    n_test = len(np.load(project / "data/prepared/test_labels.npy"))
+    assert 0.0 <= saved["test_plate_accuracy"] <= 1.0 and saved["test_images"] == n_test
+    for key in ("test_char_accuracy", "test_top3_char_accuracy", "test_slot_7_accuracy", "test_images_per_s",
+                "test_latency_ms_median", "test_aug50_plate_accuracy", "test_aug100_plate_accuracy",
+                "test_gap_train_val_plate_accuracy", "test_gap_val_test_plate_accuracy"):
+        assert key in saved, key
+    assert saved["test_gap_train_val_plate_accuracy"] == pytest.approx(0.3)
+    assert saved["test_images_per_s"] > 0 and saved["test_latency_ms_median"] > 0
+
+    figures = project / "evaluation"
+    for name in ("confusion_matrix.png", "worst_mistakes.png", "augmented_examples.png", "predictions.csv",
+                 "report.md"):
+        assert (figures / name).stat().st_size > 0, name
+    predictions = pd.read_csv(figures / "predictions.csv", keep_default_na=False, dtype={"actual": str})
+    assert len(predictions) == n_test and set(predictions.columns) >= {"image_path", "actual", "predicted"}
+    breakdown = pd.read_csv("metrics/evaluate_breakdown.csv")
+    assert breakdown["group"].tolist() == [f"slot {i}" for i in range(1, 8)]
+    augmented = pd.read_csv("metrics/evaluate_augmented.csv")
+    assert augmented["strength"].tolist() == [0.0, 0.5, 1.0]
+    assert augmented.loc[0, "accuracy"] == saved["test_plate_accuracy"]
+    assert augmented.loc[2, "char_accuracy"] == saved["test_aug100_char_accuracy"]
+    assert list(pd.read_csv("metrics/evaluate_confusions.csv").columns) == ["actual", "predicted", "count"]
+
+    run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_plate_accuracy"] == pytest.approx(saved["test_plate_accuracy"])
+    assert "val_loss" in run.data.metrics  # the training run itself, not a new one
+    assert run.data.tags["evaluate.worst_mistakes"] == "4"
+    assert run.info.run_name == "train"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts and "evaluation/worst_mistakes.png" in artifacts
+
+    out = capsys.readouterr().out
+    assert "evaluate: test plate_accuracy" in out and "over-fitting" in out
+
+
+def test_evaluate_classification(project):
+    write_class_folders(project / "classes", {"cat": 8, "dog": 8, "owl": 8})
+    params = tiny_params(project, task="classification", data={"source": str(project / "classes")},
+                         train={"backbone": "plain_cnn", "pretrained": False, "strategy": "scratch",
+                                "batch_size": 8, "output": str(project / "models")},
+                         augment={"strength": 0.0}, mlflow={"experiment": "evaluate-test"})
+    split.run(params)
+    run_id = fake_training(params, ["cat", "dog", "owl"], 1)
+    cfg = evaluate.EvaluateConfig(output="evaluation", augmented_strengths=[0.25], latency_calls=2, example_images=2)
+    scalars = evaluate.run(params, cfg)
+    assert {"test_accuracy", "test_macro_f1", "test_recall_owl", "test_aug25_accuracy",
+            "test_gap_val_test_accuracy"} <= set(scalars)
+    assert "test_aug0_accuracy" not in scalars  # strength 0 (no augmentation) is the clean result
+    assert pd.read_csv("metrics/evaluate_breakdown.csv")["group"].tolist() == ["cat", "dog", "owl"]
+    assert (project / "evaluation/confusion_matrix.png").is_file()
+    metrics = mlflow.MlflowClient(tracking.tracking_uri()).get_run(run_id).data.metrics
+    assert metrics["test_macro_f1"] == pytest.approx(scalars["test_macro_f1"])
+
+
+def test_missing_model_or_run_is_a_clear_error_and_leaves_no_output(project):
+    write_plate_csv(project / "plates", random_plates(20))
+    params = plate_params(project)
+    split.run(params)
+    with pytest.raises(TransferlabError, match="run the train stage first"):
+        evaluate.run(params)
+    fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    (project / "models/run.json").write_text(json.dumps({"run_id": "0" * 32, "experiment": "evaluate-test"}))
+    with pytest.raises(TransferlabError, match="train again"):
+        evaluate.run(params, evaluate.EvaluateConfig(latency_calls=1, augmented_strengths=[]))
+    assert not Path("evaluation").exists() and not Path("metrics/evaluate.json").exists()
+
+
+def test_config_rejects_unknown_keys_and_bad_strengths():
+    with pytest.raises(Exception, match="extra"):
+        evaluate.EvaluateConfig(outptu="x")
+    with pytest.raises(Exception):
+        evaluate.EvaluateConfig(augmented_strengths=[1.5])
+    assert evaluate.strength_key(0.3) == "aug30" and evaluate.strength_key(0.125) == "aug12p5"
