@@ -144,9 +144,12 @@ class EpochReporter(keras.callbacks.Callback):
 class Trainer:
     """Runs the phases of one strategy on one model, sharing callbacks and history."""
 
-    def __init__(self, params: Params, data: TrainingData, model: keras.Model, log_metric, backup_root: Path):
+    def __init__(self, params: Params, data: TrainingData, model: keras.Model, log_metric, backup_root: Path | None,
+                 extra_callbacks: list[keras.callbacks.Callback] | None = None):
+        """``backup_root``: where epoch checkpoints let an interrupted run resume (None: no
+        checkpoints, e.g. tuning trials); ``extra_callbacks`` join every phase (e.g. pruning)."""
         self.params, self.data, self.model, self.log_metric = params, data, model, log_metric
-        self.backup_root = backup_root
+        self.backup_root, self.extra_callbacks = backup_root, list(extra_callbacks or [])
         self.history: list[dict] = []
         self.epochs_done = 0
         cfg = params.train
@@ -156,7 +159,9 @@ class Trainer:
     def callbacks(self, phase: str, epochs: int, monitor: str) -> list[keras.callbacks.Callback]:
         cfg = self.params.train
         found = [EpochReporter(phase, self.epochs_done, self.total_epochs, self.history, self.log_metric),
-                 keras.callbacks.BackupAndRestore(str(self.backup_root / phase), delete_checkpoint=True)]
+                 *self.extra_callbacks]
+        if self.backup_root is not None:
+            found.append(keras.callbacks.BackupAndRestore(str(self.backup_root / phase), delete_checkpoint=True))
         if cfg.early_stopping_patience:
             found.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.early_stopping_patience,
                                                        restore_best_weights=True))
