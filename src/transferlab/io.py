@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from transferlab.errors import TransferlabError
+
 
 @contextlib.contextmanager
 def atomic_output_dir(path: str | Path) -> Iterator[Path]:
@@ -46,6 +48,14 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_stage_json(path: str | Path, stage: str) -> Any:
+    """A JSON file written by an earlier stage; if it is missing, say which stage to run."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransferlabError(f"{path}: not found: run the {stage} stage first (dvc repro {stage})")
+    return read_json(path)
 
 
 def _to_builtin(value: Any) -> Any:

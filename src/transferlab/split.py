@@ -18,7 +18,7 @@ import pandas as pd
 from transferlab.config import Params
 from transferlab.datasets import Dataset, load_dataset
 from transferlab.errors import TransferlabError
-from transferlab.io import atomic_output_dir, read_json, write_json
+from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.plates import PlateCodec
 
 SPLITS = ("train", "val", "test")
@@ -157,10 +157,7 @@ def run(params: Params) -> dict:
 
 
 def read_meta(prepared_dir: str | Path) -> dict:
-    path = Path(prepared_dir) / META_FILE
-    if not path.is_file():
-        raise TransferlabError(f"{path}: not found: run the split stage first (dvc repro split)")
-    return read_json(path)
+    return read_stage_json(Path(prepared_dir) / META_FILE, "split")
 
 
 def load_split(prepared_dir: str | Path, name: str) -> SplitData:

@@ -24,7 +24,7 @@ import pandas as pd
 from transferlab.backbones import build_backbone
 from transferlab.config import Params
 from transferlab.errors import TransferlabError
-from transferlab.io import atomic_output_dir, read_json, write_json
+from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.models import (
     CharAccuracy,
     PlateAccuracy,
@@ -320,7 +320,4 @@ def _ensure_parent(path: str) -> str:
 
 
 def load_run_info(models_dir: str | Path) -> dict:
-    path = Path(models_dir) / RUN_FILE
-    if not path.is_file():
-        raise TransferlabError(f"{path}: not found: run the train stage first (dvc repro train)")
-    return read_json(path)
+    return read_stage_json(Path(models_dir) / RUN_FILE, "train")
