@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 # Quiet TensorFlow's start-up banners and keep MLflow from writing telemetry state.
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
 .PHONY: setup run test bench ui clean

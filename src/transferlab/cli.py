@@ -12,8 +12,9 @@ import click
 from transferlab.config import DEFAULT_PARAMS_FILE, Params, load_params
 from transferlab.errors import TransferlabError
 
-# TensorFlow's C++ start-up logs bury the messages users need; keep warnings and errors.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up logs (and a harmless tf.data "use_unbounded_threadpool" error
+# line per fit) bury the messages users need; real failures still raise Python exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,7 +259,8 @@ def run(params: Params) -> dict:
     tags = tracking.run_tags(fingerprint=data.fingerprint)
     tags.update({"stage": "train", "backbone": cfg.backbone, "strategy": cfg.strategy, "pretrained": str(cfg.pretrained)})
     started = time.monotonic()
-    with tracking.tracked_run(params.mlflow.experiment, run_name=None, params=params.model_dump(), tags=tags) as run:
+    with tracking.tracked_run(params.mlflow.experiment, run_name=run_name(params), params=params.model_dump(),
+                              tags=tags) as run:
         import mlflow
 
         def log_metric(logs: dict, step: int) -> None:
@@ -297,6 +299,19 @@ def run(params: Params) -> dict:
     print(f"train: done in {seconds:.0f}s; validation {monitored_metric(data.task)} "
           f"{summary['val_' + monitored_metric(data.task).removeprefix('val_')]:.4f}")
     return summary
+
+
+def run_name(params: Params) -> str:
+    """The DVC experiment's name when there is one, else the variant's settings.
+
+    Never MLflow's random name: training seeds Python's random module, so every run with
+    the same seed would get the same "random" name.
+    """
+    cfg = params.train
+    arm = "imagenet" if cfg.pretrained else "random-init"
+    variant = f"{cfg.backbone}-{cfg.strategy}-{arm}-aug{params.augment.strength:g}-seed{cfg.seed}"
+    experiment = os.environ.get("DVC_EXP_NAME")
+    return f"{experiment} ({variant})" if experiment else variant
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> None:
