@@ -110,6 +110,15 @@ def predict_cmd(model: str, images: tuple[str, ...], csv_out: str | None, batch_
     sys.exit(code)
 
 
+@main.command("study")
+@params_option
+def study_cmd(params_file: str) -> None:
+    """Run the factorial study (features, every variant, report); finished variants are reused."""
+    from transferlab import study
+
+    run_stage(study.run_all, params_file)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind")
 @click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")

@@ -174,6 +174,59 @@ class EvaluateConfig(Section):
     latency_calls: int = Field(20, ge=1, le=10_000, description="single-image calls timed after warm-up")
 
 
+TrainSize = Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+class StudyConfig(Section):
+    """Section ``study``: the factorial study and strategy comparison (study/dvc.yaml)."""
+
+    name: str = Field("transfer-study", min_length=1, description="MLflow tag `study` of every variant")
+    experiment: str = Field("transferlab-study", min_length=1, description="MLflow experiment of the variants")
+    backbone: BackboneName = "efficientnet_lite0"
+    arms: list[Literal["scratch", "frozen", "finetune", "full", "probe"]] = Field(
+        default_factory=lambda: ["scratch", "finetune"], min_length=1,
+        description="factorial arms; scratch = random init, every other arm starts from ImageNet weights")
+    transfer_arm: Literal["frozen", "finetune", "full", "probe"] = Field(
+        "finetune", description="the pretrained arm compared with scratch in H2-H4 and the data-size curve")
+    augment_strengths: list[Fraction] = Field(default_factory=lambda: [0.0, 0.3], min_length=1,
+                                              description="factorial augmentation levels; 0 is the no-augmentation baseline")
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    strategies: list[Literal["scratch", "frozen", "finetune", "full", "probe"]] = Field(
+        default_factory=lambda: ["frozen", "probe"],
+        description="further strategies run without augmentation and ranked with the factorial arms")
+    train_sizes: list[TrainSize] = Field(default_factory=lambda: [100],
+                                              description="data-size curve: other training-set sizes")
+    size_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2])
+    train_size: int = Field(400, ge=0, description="training images per variant (seeded subset; 0: all)")
+    val_size: int = Field(200, ge=0, description="validation images (fixed subset; 0: all)")
+    test_size: int = Field(400, ge=0, description="test images (fixed subset; 0: all)")
+    image_height: int = Field(48, ge=32, le=512, description="images are resized to this for the study")
+    image_width: int = Field(144, ge=32, le=1024)
+    epochs: int = Field(4, ge=1, le=1000, description="finetune: epochs of the head phase; other arms train "
+                        "epochs + finetune_epochs in all (the same budget)")
+    finetune_epochs: int = Field(4, ge=0, le=1000, description="finetune: epochs after unfreezing")
+    unfreeze_depth: int = Field(2, ge=0, le=1000)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(32, ge=1, le=4096)
+    augment_copies: int = Field(1, ge=1, le=20, description="augmented copies per training image when strength > 0")
+    probe: Literal["logistic", "svm"] = Field("logistic", description="linear classifier of the probe")
+    probe_c: float = Field(1.0, gt=0, description="inverse regularisation strength of the probe")
+    metric: Literal["auto", "plate_accuracy", "char_accuracy", "accuracy"] = Field(
+        "auto", description="the compared test metric; auto: char_accuracy (plates) / accuracy (classification)")
+    output: str = Field("study/results", min_length=1, description="variant results and cached features (DVC)")
+    report: str = Field("docs/study", min_length=1, description="report.md, results.csv and figures (committed)")
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        if self.backbone == "plain_cnn" and any(a != "scratch" for a in [*self.arms, *self.strategies]):
+            raise ValueError("backbone plain_cnn has no pretrained weights: only the scratch arm can run")
+        if self.backbone == "plain_cnn" and self.train_sizes:
+            raise ValueError("backbone plain_cnn has no pretrained arm for the data-size curve: set train_sizes: []")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.size_seeds)) != len(self.size_seeds):
+            raise ValueError("seeds must not repeat")
+        return self
+
+
 class MlflowConfig(Section):
     """Where runs are recorded: always the repository's own mlruns/ store."""
 
@@ -191,6 +244,7 @@ class Params(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")

@@ -107,3 +107,127 @@ def save_image_grid(images, titles: list[str], path: str | Path, title: str, col
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- study
+
+
+def _study_empty(path: str | Path, title: str, note: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, note, ha="center", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_study_factorial(frame: pd.DataFrame, metric: str, path: str | Path, chance: float | None = None) -> None:
+    """Factorial cells (arm x augmentation): mean with 95 % t-interval over seeds, every seed as a dot."""
+    import numpy as np
+
+    from transferlab.stats import t_interval
+
+    part = frame[frame["group"] == "factorial"]
+    column = "test_" + metric
+    if part.empty:
+        _study_empty(path, "Factorial study", "no factorial variants")
+        return
+    cells = list(part.groupby(["arm", "augment"], sort=False))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(cells) + 2), 4))
+    for i, ((arm, aug), cell) in enumerate(cells):
+        interval = t_interval(cell[column])
+        low = interval.low if np.isfinite(interval.low) else interval.estimate
+        high = interval.high if np.isfinite(interval.high) else interval.estimate
+        color = "tab:blue" if arm != "scratch" else "tab:orange"
+        ax.bar(i, interval.estimate, color=color, alpha=0.35 if aug == 0 else 0.7, edgecolor=color)
+        ax.errorbar(i, interval.estimate, yerr=[[interval.estimate - low], [high - interval.estimate]], color="black",
+                    capsize=5)
+        ax.plot(np.full(len(cell), i) + np.linspace(-0.15, 0.15, len(cell)), cell[column], "k.", ms=5)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label=f"chance {chance:.3g}")
+        ax.legend(loc="upper left")
+    ax.set_xticks(range(len(cells)), [f"{arm}\naugment {aug:g}" for (arm, aug), _ in cells])
+    ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+    ax.set_title("Factorial cells: mean, 95 % CI over seeds, seeds as dots", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_study_curves(curves: dict, metric: str, path: str | Path) -> None:
+    """Validation (solid) and training (dashed) accuracy per epoch, mean over seeds, per factorial cell."""
+    import numpy as np
+
+    if not curves:
+        _study_empty(path, "Learning curves", "no per-epoch history (linear probes train no epochs)")
+        return
+    name = metric.replace("_", " ")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ((arm, aug), curve) in enumerate(curves.items()):
+        color = colors[i % len(colors)]
+        runs = np.asarray(curve["val_runs"])
+        ax.fill_between(curve["epoch"], runs.min(axis=0), runs.max(axis=0), color=color, alpha=0.15)
+        ax.plot(curve["epoch"], curve["val"], "-o", ms=3, color=color, label=f"{arm}, augment {aug:g} (validation)")
+        ax.plot(curve["epoch"], curve["train"], "--", color=color, alpha=0.7)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.set_title(f"Learning curves: validation {name} (band: min-max over seeds), training dashed", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_study_sizes(table: pd.DataFrame, metric: str, path: str | Path) -> None:
+    """Test metric vs number of training images, one line per arm, 95 % CI bars."""
+    import numpy as np
+
+    if table.empty:
+        _study_empty(path, "Data-size curve", "no data-size variants")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm, part in table.groupby("arm"):
+        part = part.sort_values("train_size")
+        low = np.where(np.isfinite(part["ci_low"]), part["ci_low"], part["mean"])
+        high = np.where(np.isfinite(part["ci_high"]), part["ci_high"], part["mean"])
+        ax.errorbar(part["train_size"], part["mean"], yerr=[part["mean"] - low, high - part["mean"]], marker="o",
+                    capsize=4, label=arm)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images")
+    ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+    ax.set_title("Data-size curve: mean and 95 % CI over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_study_strategies(ranking: pd.DataFrame, frame: pd.DataFrame, metric: str, path: str | Path) -> None:
+    """Strategies ranked (best on top): mean and 95 % CI of the test metric, training time beside."""
+    import numpy as np
+
+    if ranking.empty:
+        _study_empty(path, "Strategies", "no strategy without augmentation")
+        return
+    fig, (ax, ax_time) = plt.subplots(1, 2, figsize=(9, 0.6 * len(ranking) + 1.8), sharey=True,
+                                      gridspec_kw={"width_ratios": [3, 1]})
+    y = np.arange(len(ranking))[::-1]
+    low = np.where(np.isfinite(ranking["ci_low"]), ranking["ci_low"], ranking["mean"])
+    high = np.where(np.isfinite(ranking["ci_high"]), ranking["ci_high"], ranking["mean"])
+    ax.barh(y, ranking["mean"], color=["tab:orange" if s == "scratch" else "tab:blue" for s in ranking["strategy"]],
+            alpha=0.6)
+    ax.errorbar(ranking["mean"], y, xerr=[ranking["mean"] - low, high - ranking["mean"]], fmt="none", color="black",
+                capsize=4)
+    ax.set_yticks(y, ranking["strategy"])
+    ax.set_xlabel(f"test {metric.replace('_', ' ')} (95 % CI)")
+    ax.grid(axis="x", alpha=0.3)
+    ax_time.barh(y, ranking["train_seconds"], color="grey", alpha=0.6)
+    ax_time.set_xlabel("training seconds")
+    fig.suptitle("Strategies without augmentation, best on top", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,811 @@
+"""The study: "does transfer learning help here, and with which strategy?" answered with evidence.
+
+A study is a grid of variants, each a copy of params.yaml with a few settings changed and
+trained (in memory, no per-variant data files) on the prepared split:
+
+- ``factorial``: ``arms`` (scratch = random init vs the transfer arm, e.g. finetune) ×
+  ``augment_strengths`` × ``seeds``: hypotheses H1-H4;
+- ``strategies``: further strategies (frozen head, linear probe, full fine-tune) × ``seeds``
+  without augmentation, ranked together with the factorial arms;
+- ``sizes``: scratch vs the transfer arm at other training-set sizes × ``size_seeds``: the
+  data-size curve (the factorial adds its own size as the last point).
+
+Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
+``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
+(:func:`report`) reads them back, computes effect sizes with 95 % intervals over seeds
+(:mod:`transferlab.stats`), runs the diagnostics (:mod:`transferlab.diagnostics`) and writes
+``<study.report>/report.md``, ``results.csv`` and the figures, also logged to MLflow.
+
+Seeds pair the arms: variants with the same seed train on the same random subset of the
+training split and augment with the same seed, so differences are paired by seed.
+
+Run it all in one process with :func:`run_all` (``transferlab study``), or through
+DVC (``dvc repro study/dvc.yaml``), where every variant is a ``matrix`` stage whose output
+DVC caches: changing one list value only trains the new variants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferlab.config import Params, StudyConfig
+from transferlab.errors import TransferlabError
+from transferlab.io import read_json, write_json
+
+ARMS = ("scratch", "frozen", "finetune", "full", "probe")
+GROUPS = ("factorial", "strategies", "sizes")
+RESULT_FILE = "result.json"
+HISTORY_FILE = "history.csv"
+RESULTS_TABLE = "results.csv"
+REPORT_FILE = "report.md"
+FIGURES = {
+    "factorial": "factorial.png",
+    "curves": "learning_curves.png",
+    "sizes": "data_size.png",
+    "strategies": "strategies.png",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained configuration of the study."""
+
+    group: str
+    arm: str
+    augment: float
+    train_size: int
+    seed: int
+
+    @property
+    def pretrained(self) -> bool:
+        return self.arm != "scratch"
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm}-aug{self.augment:g}-n{self.train_size}-s{self.seed}"
+
+    def folder(self, study: StudyConfig) -> Path:
+        return Path(study.output) / "variants" / self.group / self.key
+
+    def label(self) -> str:
+        return f"{self.arm} aug {self.augment:g}"
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def metric_name(task: str, study: StudyConfig) -> str:
+    if study.metric != "auto":
+        if task == "classification" and study.metric != "accuracy":
+            raise TransferlabError(f"study.metric {study.metric} is for plates; use accuracy (or auto)")
+        if task == "plates" and study.metric == "accuracy":
+            raise TransferlabError("study.metric accuracy is for classification; use plate_accuracy or char_accuracy")
+        return study.metric
+    return "char_accuracy" if task == "plates" else "accuracy"
+
+
+def variants(study: StudyConfig) -> list[Variant]:
+    """Every variant of the grid, in the order they run (factorial, strategies, sizes)."""
+    found = [Variant("factorial", arm, float(a), study.train_size, seed)
+             for arm in study.arms for a in study.augment_strengths for seed in study.seeds]
+    found += [Variant("strategies", arm, 0.0, study.train_size, seed)
+              for arm in study.strategies for seed in study.seeds]
+    found += [Variant("sizes", arm, 0.0, int(n), seed)
+              for arm in ("scratch", study.transfer_arm) for n in study.train_sizes for seed in study.size_seeds]
+    return found
+
+
+def variant_params(params: Params, study: StudyConfig, variant: Variant) -> Params:
+    """params.yaml with the variant's backbone, weights, strategy, seed, size and schedule."""
+    arm = variant.arm
+    strategy = "frozen" if arm == "probe" else arm
+    # Every arm gets the same number of epochs: finetune splits them into head + finetune phases.
+    epochs = study.epochs if strategy == "finetune" else study.epochs + study.finetune_epochs
+    train = {**params.train.model_dump(), "backbone": study.backbone,
+             "pretrained": variant.pretrained, "strategy": strategy, "seed": variant.seed,
+             "epochs": epochs, "finetune_epochs": study.finetune_epochs, "unfreeze_depth": study.unfreeze_depth,
+             "learning_rate": study.learning_rate, "batch_size": study.batch_size, "early_stopping_patience": 0,
+             "init_from": None, "cache_features": True}
+    data = {**params.data.model_dump(), "image_height": study.image_height, "image_width": study.image_width}
+    augment = {**params.augment.model_dump(), "strength": variant.augment,
+               "copies": study.augment_copies if variant.augment > 0 else 0, "seed": variant.seed}
+    raw = {**params.model_dump(), "train": train, "data": data, "augment": augment}
+    return Params.model_validate(raw)
+
+
+def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerprint: str) -> str:
+    """What shapes a variant's result: a finished variant with the same hash is not run again."""
+    shaping = {k: v for k, v in study.model_dump().items()
+               if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
+                            "experiment", "report", "transfer_arm", "metric")}
+    key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
+                      params.plates.model_dump(), shaping, variant.key, fingerprint], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class StudyData:
+    """The prepared split at the study's image size; train is the full split (subsets per variant)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    classes: list[str]
+    fingerprint: str
+
+    @property
+    def slots(self) -> int:
+        return self.y_train.shape[1] if self.y_train.ndim == 2 else 1
+
+
+def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    images = np.asarray(images)
+    if images.shape[1:3] == (height, width):
+        return np.ascontiguousarray(images)
+    return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]) \
+        if len(images) else np.zeros((0, height, width, 3), np.uint8)
+
+
+def _fixed_subset(n: int, size: int) -> np.ndarray:
+    """The same subset for every variant (validation, test)."""
+    if not size or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(12345).permutation(n)[:size])
+
+
+def train_subset(n: int, size: int, seed: int) -> np.ndarray:
+    """Indices of the seeded training subset (same seed and size: same images in every arm)."""
+    if not size or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, size]).permutation(n)[:size])
+
+
+def load_study_data(params: Params, study: StudyConfig) -> StudyData:
+    from transferlab.split import load_split, read_meta
+
+    meta = read_meta(params.split.output)
+    if meta["task"] != params.task:
+        raise TransferlabError(f"{params.split.output} holds a {meta['task']} split but task is {params.task}: "
+                               "run the split stage again (dvc repro split)")
+    parts = {}
+    for name, size in (("train", 0), ("val", study.val_size), ("test", study.test_size)):
+        split = load_split(params.split.output, name)
+        keep = _fixed_subset(len(split.labels), size)
+        parts[name] = (resize_images(np.asarray(split.images)[keep], study.image_height, study.image_width),
+                       np.asarray(split.labels)[keep])
+    return StudyData(*parts["train"], *parts["val"], *parts["test"], task=meta["task"], classes=list(meta["classes"]),
+                     fingerprint=meta["fingerprints"]["train"])
+
+
+# --------------------------------------------------------------------------- one variant
+
+
+def score(task: str, params: Params, classes: list[str], labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Test metrics of predicted probabilities (plate_report / classification_report scalars)."""
+    from transferlab import metrics
+
+    if task == "plates":
+        pad = params.plates.pad_char if params.plates.variable_length else None
+        report = metrics.plate_report(labels, probs, "".join(classes), pad, confusions=0)
+        values = report.scalars()
+    else:
+        report = metrics.classification_report(labels, probs, classes, confusions=0)
+        values = report.scalars()
+    keep = ("plate_accuracy", "char_accuracy", "accuracy", "macro_f1", "loss")
+    return {k: float(v) for k, v in values.items() if k in keep}
+
+
+def _probe_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant, idx: np.ndarray,
+                   log_metric) -> tuple[dict, pd.DataFrame]:
+    """Linear probe on ImageNet features, and (for the domain gap) on random-init features."""
+    from transferlab import probe
+    from transferlab.augment import augmented_training_set
+
+    result: dict = {}
+    x, y = data.x_train[idx], data.y_train[idx]
+    extractors: dict = {}
+
+    def extractor(pretrained: bool):
+        if pretrained not in extractors:
+            extractors[pretrained] = probe.build_extractor(study.backbone, data.x_train.shape[1:], pretrained, seed=0)
+        return extractors[pretrained]
+
+    for pretrained in (True, False):
+        cached = probe.feature_dir(Path(study.output) / "features", study.backbone, pretrained)
+        if variant.augment > 0 or not (cached / "train.npy").is_file():
+            images, labels, _ = augmented_training_set(x, y, variant_params(params, study, variant).augment)
+            f_train, y_fit = probe.pooled_features(extractor(pretrained), images), labels
+            f_test = probe.pooled_features(extractor(pretrained), data.x_test)
+        else:
+            f_train, y_fit = probe.load_features(cached.parent, study.backbone, pretrained, "train")[idx], y
+            f_test = probe.load_features(cached.parent, study.backbone, pretrained, "test")
+        started = time.monotonic()
+        model = probe.LinearProbe(len(data.classes), kind=study.probe, c=study.probe_c).fit(f_train, y_fit)
+        scores = score(data.task, params, data.classes, data.y_test, model.predict_proba(f_test))
+        prefix = "test_" if pretrained else "random_test_"
+        result.update({prefix + k: v for k, v in scores.items()})
+        if pretrained:
+            result["train_seconds"] = round(time.monotonic() - started, 2)
+            for strength in sorted({s for s in study.augment_strengths if s > 0}):
+                from transferlab.augment import augment_images
+
+                aug = probe.pooled_features(extractor(True), augment_images(data.x_test, strength, seed=0))
+                aug_scores = score(data.task, params, data.classes, data.y_test, model.predict_proba(aug))
+                result.update({f"test_aug{strength:g}_{k}": v for k, v in aug_scores.items()})
+    log_metric({k: v for k, v in result.items() if isinstance(v, float)}, 0)
+    result.update({"epochs": 0, "trainable_bn": 0, "total_bn": 0})
+    return result, pd.DataFrame()
+
+
+def _keras_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant, idx: np.ndarray,
+                   log_metric) -> tuple[dict, pd.DataFrame]:
+    import keras
+
+    from transferlab.augment import augment_images, augmented_training_set
+    from transferlab.backbones import build_backbone
+    from transferlab.diagnostics import trainable_batchnorm_layers
+    from transferlab.models import build_model, count_trainable
+    from transferlab.train import Trainer, TrainingData, one_hot, seed_everything
+
+    vparams = variant_params(params, study, variant)
+    cfg = vparams.train
+    seed_everything(variant.seed)
+    images, labels, _ = augmented_training_set(data.x_train[idx], data.y_train[idx], vparams.augment)
+    k = len(data.classes)
+    training = TrainingData(x_train=images, y_train=one_hot(labels, k), x_val=data.x_val, y_val=one_hot(data.y_val, k),
+                            task=data.task, classes=data.classes, fingerprint=data.fingerprint, slots=data.slots)
+    backbone = build_backbone(cfg.backbone, images.shape[1:], cfg.pretrained)
+    model = build_model(backbone, data.task, data.slots, k, cfg.head_units, cfg.dropout, cfg.head_pooling)
+    trainer = Trainer(vparams, training, model, log_metric, backup_root=None)
+    started = time.monotonic()
+    trainer.run(backbone)
+    seconds = time.monotonic() - started
+    bn = [layer for layer in backbone.model._flatten_layers(include_self=False)
+          if isinstance(layer, keras.layers.BatchNormalization)]
+    result: dict = {"train_seconds": round(seconds, 1), "epochs": trainer.epochs_done,
+                    "trainable_weights": count_trainable(model),
+                    "trainable_bn": len(trainable_batchnorm_layers(backbone.model)) if cfg.strategy != "frozen" else 0,
+                    "total_bn": len(bn)}
+    probs = model.predict(data.x_test, batch_size=cfg.batch_size, verbose=0)
+    result.update({f"test_{k}": v for k, v in score(data.task, vparams, data.classes, data.y_test, probs).items()})
+    for strength in sorted({s for s in study.augment_strengths if s > 0}):
+        aug = model.predict(augment_images(data.x_test, strength, seed=0), batch_size=cfg.batch_size, verbose=0)
+        result.update({f"test_aug{strength:g}_{k}": v
+                       for k, v in score(data.task, vparams, data.classes, data.y_test, aug).items()})
+    return result, pd.DataFrame(trainer.history)
+
+
+def run_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant,
+                folder: str | Path | None = None) -> dict:
+    """Train and test one variant, as one MLflow run tagged with the study; write its folder
+    (default ``variant.folder(study)``; DVC passes the output path it tracks)."""
+    from transferlab import tracking
+    from transferlab.diagnostics import check_preprocessing
+
+    idx = train_subset(len(data.y_train), variant.train_size, variant.seed)
+    vparams = variant_params(params, study, variant)
+    tags = tracking.run_tags(fingerprint=data.fingerprint)
+    tags.update({"study": study.name, "study_group": variant.group, "arm": variant.arm,
+                 "pretrained": str(variant.pretrained), "augment_strength": f"{variant.augment:g}",
+                 "seed": str(variant.seed), "train_size": str(len(idx)), "backbone": study.backbone,
+                 "strategy": variant.arm, "stage": "study"})
+    logged = {"study": {k: v for k, v in study.model_dump().items()}, "variant": variant.__dict__,
+              "task": params.task, "train": vparams.train.model_dump(), "augment.strength": variant.augment}
+    preprocessing = check_preprocessing(data.x_train[:64], study.backbone, variant.pretrained)
+    with tracking.tracked_run(study.experiment, run_name=variant.key, params=logged, tags=tags) as run:
+        import mlflow
+
+        def log_metric(logs: dict, step: int) -> None:
+            mlflow.log_metrics(dict(logs), step=step)
+
+        runner = _probe_variant if variant.arm == "probe" else _keras_variant
+        result, history = runner(params, study, data, variant, idx, log_metric)
+        result.update({"group": variant.group, "arm": variant.arm, "pretrained": variant.pretrained,
+                       "augment": variant.augment, "train_size": int(len(idx)), "seed": variant.seed,
+                       "key": variant.key, "run_id": run.info.run_id, "backbone": study.backbone,
+                       "batch_size": study.batch_size, "input_min": preprocessing.evidence["min"],
+                       "input_max": preprocessing.evidence["max"],
+                       "hash": variant_hash(params, study, variant, data.fingerprint)})
+        mlflow.log_metrics({k: float(v) for k, v in result.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed",)})
+    folder = Path(folder) if folder is not None else variant.folder(study)
+    folder.mkdir(parents=True, exist_ok=True)
+    history.to_csv(folder / HISTORY_FILE, index=False)
+    write_json(folder / RESULT_FILE, result)
+    return result
+
+
+def finished(params: Params, study: StudyConfig, variant: Variant, fingerprint: str,
+             folder: str | Path | None = None) -> dict | None:
+    """The stored result of a variant when it was run with the same settings and data."""
+    path = (Path(folder) if folder is not None else variant.folder(study)) / RESULT_FILE
+    if not path.is_file():
+        return None
+    result = read_json(path)
+    return result if result.get("hash") == variant_hash(params, study, variant, fingerprint) else None
+
+
+def _progress(k: int, n: int, variant: Variant, result: dict | None, metric: str, seconds: float, started: float,
+              remaining: int, done_times: list[float], skipped: bool = False) -> str:
+    elapsed = time.monotonic() - started
+    eta = (sum(done_times) / len(done_times) * remaining) if done_times else float("nan")
+    value = f"{metric} {result['test_' + metric]:.3f}" if result else "failed"
+    what = "cached" if skipped else f"{seconds:.0f}s"
+    eta_text = f"ETA {eta / 60:.1f} min" if np.isfinite(eta) else "ETA ?"
+    return (f"study: [{k}/{n}] {variant.group:<10} {variant.arm:<8} aug {variant.augment:<4g} n {variant.train_size:<5} "
+            f"seed {variant.seed}: {value} ({what}); elapsed {elapsed / 60:.1f} min, {eta_text}")
+
+
+def run_variants(params: Params, study: StudyConfig, selected: list[Variant] | None = None,
+                 data: StudyData | None = None, folder: str | Path | None = None) -> list[dict]:
+    """Run (or reuse) every selected variant, one progress line each."""
+    grid = variants(study)
+    selected = grid if selected is None else selected
+    data = data or load_study_data(params, study)
+    metric = metric_name(data.task, study)
+    started, times, results = time.monotonic(), [], []
+    todo = [v for v in selected if finished(params, study, v, data.fingerprint, folder) is None]
+    print(f"study: {len(selected)} variant(s), {len(selected) - len(todo)} already done, "
+          f"{data.task}, {study.image_height}x{study.image_width}", flush=True)
+    for variant in selected:
+        k = grid.index(variant) + 1 if variant in grid else len(results) + 1
+        cached = finished(params, study, variant, data.fingerprint, folder)
+        if cached is not None:
+            results.append(cached)
+            print(_progress(k, len(grid), variant, cached, metric, 0, started, len(todo), times, skipped=True), flush=True)
+            continue
+        t0 = time.monotonic()
+        result = run_variant(params, study, data, variant, folder)
+        times.append(time.monotonic() - t0)
+        todo.remove(variant)
+        results.append(result)
+        print(_progress(k, len(grid), variant, result, metric, times[-1], started, len(todo), times), flush=True)
+    return results
+
+
+def compute_features(params: Params, study: StudyConfig, data: StudyData | None = None) -> dict:
+    """Cache pooled ImageNet and random-init features of the train and test splits (the probe's input)."""
+    from transferlab import probe
+
+    data = data or load_study_data(params, study)
+    root = Path(study.output) / "features"
+    summary = {}
+    for pretrained in (False,) if study.backbone == "plain_cnn" else (True, False):  # plain_cnn: no ImageNet weights
+        started = time.monotonic()
+        found = probe.cache_features(root, study.backbone, pretrained, {"train": data.x_train, "test": data.x_test})
+        name = f"{study.backbone}-{probe.weights_name(pretrained)}"
+        summary[name] = {"images": int(sum(len(v) for v in found.values())), "dims": int(found["train"].shape[1]),
+                         "seconds": round(time.monotonic() - started, 1)}
+        print(f"study: cached {name} features of {summary[name]['images']} images "
+              f"({summary[name]['dims']} dims) in {summary[name]['seconds']}s", flush=True)
+    write_json(root / "summary.json", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def load_results(study: StudyConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Results of the variants of the current grid (a table) and their histories by ``group/key``.
+
+    Every ``result.json`` under ``<output>/variants`` is read (DVC names the folders, the
+    in-process runner too); rows outside the current grid (removed list values) are left out.
+    """
+    wanted = {(v.group, v.key) for v in variants(study)}
+    rows, histories = {}, {}
+    root = Path(study.output) / "variants"
+    for path in sorted(root.glob(f"*/*/{RESULT_FILE}")) if root.is_dir() else []:
+        result = read_json(path)
+        key = (result.get("group"), result.get("key"))
+        if key not in wanted:
+            continue
+        if key in rows and path.stat().st_mtime < rows[key][1]:
+            continue  # the same variant run twice (DVC and in-process): the newer one counts
+        rows[key] = (result, path.stat().st_mtime)
+        try:
+            histories[f"{key[0]}/{key[1]}"] = pd.read_csv(path.parent / HISTORY_FILE)
+        except (pd.errors.EmptyDataError, FileNotFoundError):
+            histories[f"{key[0]}/{key[1]}"] = pd.DataFrame()
+    missing = sorted(wanted - set(rows))
+    if missing:
+        raise TransferlabError(f"{len(missing)} variant(s) of the study have no result yet (first: "
+                               f"{missing[0][0]}/{missing[0][1]}): run them first (dvc repro study/dvc.yaml, "
+                               "or transferlab study)")
+    return pd.DataFrame([row for row, _ in rows.values()]), histories
+
+
+def _values(frame: pd.DataFrame, metric: str, **where) -> pd.Series:
+    """Per-seed values of ``test_<metric>`` for the rows matching ``where``, indexed by seed."""
+    mask = np.ones(len(frame), bool)
+    for column, value in where.items():
+        mask &= (frame[column] == value).to_numpy()
+    part = frame[mask]
+    return part.groupby("seed")["test_" + metric].mean()
+
+
+def _paired(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    common = a.index.intersection(b.index)
+    return a.loc[common].to_numpy(), b.loc[common].to_numpy()
+
+
+def cell_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean, 95 % CI and seeds per (group, arm, augment, train_size) cell."""
+    from transferlab.stats import t_interval
+
+    rows = []
+    keys = ["group", "arm", "augment", "train_size"]
+    for values, part in frame.groupby(keys, sort=False):
+        interval = t_interval(part["test_" + metric])
+        row = dict(zip(keys, values))
+        row.update({"pretrained": bool(part["pretrained"].iloc[0]), "seeds": len(part), "mean": interval.estimate,
+                    "ci_low": interval.low, "ci_high": interval.high, "sd": float(part["test_" + metric].std(ddof=1))
+                    if len(part) > 1 else float("nan"), "train_seconds": float(part["train_seconds"].mean())})
+        if "test_plate_accuracy" in part and metric != "plate_accuracy":
+            row["plate_accuracy"] = float(part["test_plate_accuracy"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hypotheses(frame: pd.DataFrame, study: StudyConfig, metric: str, chance: float, unit: str) -> list:
+    """H1-H4 as :class:`transferlab.stats.Finding` sentences."""
+    from transferlab import stats
+
+    fact = frame[frame["group"] == "factorial"]
+    findings = []
+    strengths = sorted(fact["augment"].unique())
+    none, augmented = 0.0, [s for s in strengths if s > 0]
+    transfer = study.transfer_arm
+    cells = {(arm, a): _values(fact, metric, arm=arm, augment=a) for arm in fact["arm"].unique() for a in strengths}
+    cells = {k: v for k, v in cells.items() if len(v)}
+
+    # H1: the best factorial cell against chance.
+    if cells:
+        best = max(cells, key=lambda k: cells[k].mean())
+        interval = stats.t_interval(cells[best].to_numpy() - chance)
+        findings.append(stats.finding(
+            "H1", "the backbone architecture is applicable: accuracy well above chance",
+            f"{unit} of {best[0]} (augment {best[1]:g}) − chance {chance:.3g}", interval, ""))
+    else:
+        findings.append(stats.not_run("H1", "the backbone is applicable", "no factorial variant"))
+
+    # H2: transfer vs scratch without augmentation (and at every other strength).
+    if ("scratch", none) in cells and (transfer, none) in cells:
+        a, b = _paired(cells[(transfer, none)], cells[("scratch", none)])
+        findings.append(stats.finding("H2", "transfer learning (ImageNet weights) improves accuracy over scratch",
+                                      f"{transfer} − scratch without augmentation", stats.difference_interval(a, b, True),
+                                      unit))
+        for s in augmented:
+            if ("scratch", s) in cells and (transfer, s) in cells:
+                a, b = _paired(cells[(transfer, s)], cells[("scratch", s)])
+                findings.append(stats.finding(f"H2 @ augment {s:g}", "transfer improves accuracy, with augmentation",
+                                              f"{transfer} − scratch", stats.difference_interval(a, b, True), unit))
+    else:
+        findings.append(stats.not_run("H2", "transfer learning improves accuracy",
+                                      f"the factorial needs the arms scratch and {transfer} at augment 0"))
+
+    # H3: augmentation vs none, per arm (the transfer arm first).
+    if augmented:
+        for arm in sorted({k[0] for k in cells}, key=lambda x: x != transfer):
+            for s in augmented:
+                if (arm, s) in cells and (arm, none) in cells:
+                    a, b = _paired(cells[(arm, s)], cells[(arm, none)])
+                    findings.append(stats.finding("H3" if arm == transfer and s == augmented[-1] else f"H3 ({arm})",
+                                                  f"augmentation (strength {s:g}) improves accuracy of {arm}",
+                                                  f"augment {s:g} − none", stats.difference_interval(a, b, True), unit))
+    else:
+        findings.append(stats.not_run("H3", "augmentation improves accuracy", "study.augment_strengths has no level > 0"))
+
+    # H4: transfer + (the best) augmentation against the best other cell.
+    best_aug = [(transfer, s) for s in augmented if (transfer, s) in cells]
+    if best_aug and len(cells) > 1:
+        candidate = max(best_aug, key=lambda k: cells[k].mean())
+        others = {k: v for k, v in cells.items() if k != candidate}
+        rival = max(others, key=lambda k: others[k].mean())
+        a, b = _paired(cells[candidate], others[rival])
+        findings.append(stats.finding(
+            "H4", "transfer + augmentation is the best combination",
+            f"{candidate[0]} + augment {candidate[1]:g} − the best other cell ({rival[0]}, augment {rival[1]:g})",
+            stats.difference_interval(a, b, True), unit))
+    else:
+        findings.append(stats.not_run("H4", "transfer + augmentation is the best combination",
+                                      "the factorial needs the transfer arm with augmentation and another cell"))
+    return findings
+
+
+def strategy_ranking(frame: pd.DataFrame, study: StudyConfig, metric: str) -> pd.DataFrame:
+    """Every strategy without augmentation at the study's training size, best first."""
+    from transferlab.stats import t_interval
+
+    same = frame[(frame["augment"] == 0) & (frame["group"].isin(["factorial", "strategies"]))
+                 & (frame["train_size"] == frame[frame["group"] == "factorial"]["train_size"].max()
+                    if (frame["group"] == "factorial").any() else True)]
+    rows = []
+    for arm, part in same.groupby("arm"):
+        per_seed = part.groupby("seed")["test_" + metric].mean()
+        interval = t_interval(per_seed)
+        rows.append({"strategy": arm, "mean": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
+                     "seeds": len(per_seed), "train_seconds": float(part["train_seconds"].mean()),
+                     "pretrained": arm != "scratch"})
+    return pd.DataFrame(rows).sort_values("mean", ascending=False).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def recommendation(frame: pd.DataFrame, ranking: pd.DataFrame, metric: str, unit: str) -> str:
+    """The best strategy; among those not distinguishable from it, the cheapest one."""
+    from transferlab import stats
+
+    if ranking.empty:
+        return "No strategy was run without augmentation: nothing to recommend."
+    same = frame[(frame["augment"] == 0) & frame["group"].isin(["factorial", "strategies"])]
+    best = ranking.iloc[0]["strategy"]
+    per = {arm: same[same["arm"] == arm].groupby("seed")["test_" + metric].mean() for arm in ranking["strategy"]}
+    ties, lines = [best], []
+    for arm in ranking["strategy"].iloc[1:]:
+        a, b = _paired(per[best], per[arm])
+        interval = stats.difference_interval(a, b, paired=True) if len(a) else None
+        if interval is None:
+            continue
+        lines.append(f"{best} − {arm} = {interval.format(unit=unit)}")
+        if interval.low <= 0:
+            ties.append(arm)
+    seconds = ranking.set_index("strategy")["train_seconds"]
+    choice = min(ties, key=lambda arm: seconds[arm])
+    text = f"**Recommended: {choice}.** "
+    if choice == best:
+        text += f"It has the highest mean {unit} ({ranking.iloc[0]['mean']:.3f})"
+        text += (" and is clearly ahead of every other strategy." if len(ties) == 1
+                 else f"; {', '.join(t for t in ties if t != best)} are not distinguishable from it, but not cheaper.")
+    else:
+        text += (f"{best} has the highest mean {unit} ({ranking.iloc[0]['mean']:.3f}), but {choice} is not "
+                 f"distinguishable from it and trains in {seconds[choice]:.0f}s instead of {seconds[best]:.0f}s.")
+    if lines:
+        text += " Evidence: " + "; ".join(lines) + "."
+    return text
+
+
+def curve_summary(histories: dict[str, pd.DataFrame], frame: pd.DataFrame, metric: str) -> tuple[dict, list[str]]:
+    """Mean validation/training curves per factorial cell, and when each reaches 90 % of its final value."""
+    val_col = "val_" + metric
+    train_col = val_col.removeprefix("val_")
+    curves, lines = {}, []
+    fact = frame[frame["group"] == "factorial"]
+    for (arm, aug), part in fact.groupby(["arm", "augment"], sort=False):
+        runs = [histories.get(f"factorial/{key}") for key in part["key"]]
+        runs = [h for h in runs if h is not None and not h.empty and val_col in h]
+        if not runs:
+            continue
+        n = min(len(h) for h in runs)
+        val = np.mean([h[val_col].to_numpy()[:n] for h in runs], axis=0)
+        train = np.mean([h[train_col].to_numpy()[:n] for h in runs], axis=0)
+        curves[(arm, aug)] = {"epoch": np.arange(1, n + 1), "val": val, "train": train,
+                              "val_runs": [h[val_col].to_numpy()[:n] for h in runs]}
+        final = val[-1]
+        reach = int(np.argmax(val >= 0.9 * final)) + 1 if final > 0 else n
+        lines.append(f"{arm}, augment {aug:g}: validation {val_col.removeprefix('val_').replace('_', ' ')} "
+                     f"{val[0]:.3f} after epoch 1, {final:.3f} after epoch {n}; 90 % of the final value by epoch {reach}")
+    return curves, lines
+
+
+def size_curve(frame: pd.DataFrame, study: StudyConfig, metric: str) -> tuple[pd.DataFrame, str]:
+    """Metric vs training-set size for scratch and the transfer arm (without augmentation), and the crossing."""
+    from transferlab.stats import difference_interval, t_interval
+
+    arms = ("scratch", study.transfer_arm)
+    part = frame[(frame["augment"] == 0) & frame["group"].isin(["sizes", "factorial"]) & frame["arm"].isin(arms)]
+    rows = []
+    for (arm, n), cell in part.groupby(["arm", "train_size"]):
+        per_seed = cell.groupby("seed")["test_" + metric].mean()
+        interval = t_interval(per_seed)
+        rows.append({"arm": arm, "train_size": int(n), "mean": interval.estimate, "ci_low": interval.low,
+                     "ci_high": interval.high, "seeds": len(per_seed)})
+    table = pd.DataFrame(rows)
+    if table.empty or table["arm"].nunique() < 2:
+        return table, "The data-size curve needs both arms (scratch and the transfer arm) at several sizes."
+    sizes = sorted(set(table[table["arm"] == arms[0]]["train_size"]) & set(table[table["arm"] == arms[1]]["train_size"]))
+    diffs = []
+    for n in sizes:
+        a = part[(part["arm"] == arms[1]) & (part["train_size"] == n)].groupby("seed")["test_" + metric].mean()
+        b = part[(part["arm"] == arms[0]) & (part["train_size"] == n)].groupby("seed")["test_" + metric].mean()
+        a, b = _paired(a, b)
+        diffs.append((n, difference_interval(a, b, paired=True)))
+    signs = [np.sign(d.estimate) for _, d in diffs]
+    described = "; ".join(f"n={n}: {d.format()}" for n, d in diffs)
+    if all(s > 0 for s in signs):
+        text = f"{arms[1]} is ahead of scratch at every size tried ({described}): the arms do not cross."
+    elif all(s < 0 for s in signs):
+        text = f"scratch is ahead of {arms[1]} at every size tried ({described}): the arms do not cross."
+    else:
+        crossings = [f"between n={diffs[i][0]} and n={diffs[i + 1][0]}" for i in range(len(diffs) - 1)
+                     if signs[i] != signs[i + 1]]
+        text = f"the arms cross {' and '.join(crossings) or 'where they tie'} ({arms[1]} − scratch: {described})."
+    if all(d.covers(0.0) for _, d in diffs):
+        text += " No size shows a difference distinguishable from no effect."
+    return table, text[0].upper() + text[1:]
+
+
+def run_diagnostics(params: Params, study: StudyConfig, frame: pd.DataFrame, curves: dict, metric: str) -> list:
+    """Every diagnostic on the study's own variants."""
+    from transferlab import diagnostics as d
+
+    found = []
+    first = frame.iloc[0]
+    found.append(d.check_preprocessing(np.array([[first["input_min"], first["input_max"]]]), study.backbone))
+    pretrained = frame[frame["pretrained"] & (frame["arm"] != "probe")]
+    if len(pretrained):
+        worst = pretrained.loc[pretrained["trainable_bn"].idxmax()]
+        found.append(d.check_batchnorm(int(worst["trainable_bn"]), int(worst["total_bn"]), int(worst["batch_size"]),
+                                       True))
+    strengths = sorted(s for s in study.augment_strengths if s > 0)
+    reference = frame[(frame["group"] == "factorial") & (frame["arm"] == study.transfer_arm) & (frame["augment"] == 0)]
+    if strengths and len(reference) and f"test_aug{strengths[-1]:g}_{metric}" in reference:
+        column = f"test_aug{strengths[-1]:g}_{metric}"
+        found.append(d.check_augmentation(float(reference["test_" + metric].mean()), float(reference[column].mean()),
+                                          strengths[-1]))
+    for (arm, aug), curve in curves.items():
+        check = d.check_overfitting(curve["train"], curve["val"])
+        found.append(d.Diagnostic(f"overfitting ({arm}, augment {aug:g})", check.fired, check.message, check.evidence))
+    probes = frame[frame["arm"] == "probe"]
+    if len(probes) and "random_test_" + metric in probes:
+        per = probes.groupby("seed")[["test_" + metric, "random_test_" + metric]].mean()
+        if len(per) >= 2:
+            found.append(d.check_domain_gap(per["test_" + metric], per["random_test_" + metric]))
+    return found
+
+
+def _markdown_table(frame: pd.DataFrame, columns: dict[str, str], digits: int = 3) -> str:
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, rule]
+    for _, row in frame.iterrows():
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            if isinstance(value, (float, np.floating)):
+                cells.append("–" if not np.isfinite(value) else f"{value:.{digits}f}")
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chance_level(task: str, metric: str, classes: int, slots: int) -> float:
+    from transferlab.stats import plate_chance
+
+    if metric == "plate_accuracy":
+        return plate_chance(classes, slots)
+    return 1.0 / classes
+
+
+def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:
+    """Answer H1-H4, rank the strategies, run the diagnostics; write report.md, results.csv, figures."""
+    from transferlab import plots
+    from transferlab.io import atomic_output_dir
+    from transferlab.split import read_meta
+
+    study = cfg or params.study
+    meta = read_meta(params.split.output)
+    task, classes = meta["task"], list(meta["classes"])
+    metric = metric_name(task, study)
+    unit = metric.replace("_", " ")
+    frame, histories = load_results(study)
+    slots = params.plates.slots if task == "plates" else 1
+    chance = chance_level(task, metric, len(classes), slots)
+    cells = cell_table(frame, metric)
+    findings = hypotheses(frame, study, metric, chance, unit)
+    ranking = strategy_ranking(frame, study, metric)
+    recommended = recommendation(frame, ranking, metric, unit)
+    curves, curve_lines = curve_summary(histories, frame, metric)
+    sizes, size_text = size_curve(frame, study, metric)
+    found = run_diagnostics(params, study, frame, curves, metric)
+    fired = [x for x in found if x.fired]
+
+    lines = [f"# Study `{study.name}`: does transfer learning help here, and with which strategy?", "",
+             f"Task **{task}**, backbone **{study.backbone}**, {study.image_height}×{study.image_width} images, "
+             f"{study.train_size or 'all'} training images per variant (seeded subsets), {len(study.seeds)} seeds, "
+             f"compared on test **{unit}** ({int(frame['test_' + metric].count())} results, chance level {chance:.3g}). "
+             f"{len(frame)} variants, {frame['train_seconds'].sum() / 60:.1f} min of training. Intervals are 95 % "
+             "t-intervals over seeds, paired by seed (same training subset and augmentation seed).", "",
+             "## Hypotheses", ""]
+    lines += [f"- {f.sentence}" for f in findings]
+    lines += ["", "## Factorial cells", "", _markdown_table(
+        cells[cells["group"] == "factorial"],
+        {"arm": "arm", "augment": "augment", "seeds": "seeds", "mean": f"mean {unit}", "ci_low": "95 % CI low",
+         "ci_high": "95 % CI high", **({"plate_accuracy": "plate accuracy"} if "plate_accuracy" in cells else {}),
+         "train_seconds": "train s"}), "", f"![factorial]({FIGURES['factorial']})", "",
+              "## Learning curves (does pretraining only converge faster?)", ""]
+    lines += [f"- {line}" for line in curve_lines] + ["", f"![learning curves]({FIGURES['curves']})", "",
+                                                     "## Data-size curve", "", size_text, ""]
+    if not sizes.empty:
+        lines += [_markdown_table(sizes, {"arm": "arm", "train_size": "training images", "seeds": "seeds",
+                                          "mean": f"mean {unit}", "ci_low": "95 % CI low", "ci_high": "95 % CI high"}),
+                  "", f"![data size]({FIGURES['sizes']})", ""]
+    lines += ["## Strategies (no augmentation)", ""]
+    if not ranking.empty:
+        lines += [_markdown_table(ranking, {"strategy": "strategy", "seeds": "seeds", "mean": f"mean {unit}",
+                                            "ci_low": "95 % CI low", "ci_high": "95 % CI high",
+                                            "train_seconds": "train s"}), ""]
+    lines += [recommended, "", f"![strategies]({FIGURES['strategies']})", "", "## Diagnostics", ""]
+    if fired:
+        lines += [f"- **{x.name}**: {x.message}" for x in fired]
+    else:
+        lines.append("- None fired.")
+    silent = [x for x in found if not x.fired]
+    if silent:
+        lines += ["", "Checked and silent: " + "; ".join(f"{x.name} ({x.message})" for x in silent) + "."]
+    lines += ["", f"Every variant is an MLflow run in experiment `{study.experiment}` with tag `study = {study.name}`; "
+              f"the table of all runs is `{RESULTS_TABLE}`.", ""]
+
+    output = Path(study.report)
+    with atomic_output_dir(output) as out:
+        frame.sort_values(["group", "arm", "augment", "train_size", "seed"]).to_csv(out / RESULTS_TABLE, index=False)
+        plots.save_study_factorial(frame, metric, out / FIGURES["factorial"], chance)
+        plots.save_study_curves(curves, metric, out / FIGURES["curves"])
+        plots.save_study_sizes(sizes, metric, out / FIGURES["sizes"])
+        plots.save_study_strategies(ranking, frame, metric, out / FIGURES["strategies"])
+        (out / REPORT_FILE).write_text("\n".join(lines), encoding="utf-8")
+    summary = {"findings": {f.key: {"verdict": f.verdict, "sentence": f.sentence,
+                                    **({"estimate": f.interval.estimate, "low": f.interval.low, "high": f.interval.high}
+                                       if f.interval else {})} for f in findings},
+               "recommendation": recommended, "diagnostics_fired": [x.name for x in fired], "variants": len(frame)}
+    write_json(Path(study.output) / "report.json", summary)
+    print("\n".join(lines[: 6 + len(findings)]), flush=True)
+    print(f"study: wrote {output}/{REPORT_FILE}", flush=True)
+    if log_to_mlflow:
+        _log_report(study, output, summary)
+    return summary
+
+
+def _log_report(study: StudyConfig, output: Path, summary: dict) -> None:
+    import mlflow
+
+    from transferlab import tracking
+
+    tags = {**tracking.run_tags(), "study": study.name, "study_group": "report", "stage": "study_report"}
+    with tracking.tracked_run(study.experiment, run_name=f"{study.name}-report", params={"study": study.model_dump()},
+                              tags=tags):
+        mlflow.log_artifacts(str(output), "study_report")
+        metrics = {}
+        for key, f in summary["findings"].items():
+            if "estimate" in f and np.isfinite(f["estimate"]):
+                name = re.sub(r"[^A-Za-z0-9_]+", "_", key).strip("_")
+                metrics[f"{name}_effect"] = f["estimate"]
+        mlflow.log_metrics(metrics)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
+    """The whole study in one process: features, every variant (finished ones reused), the report."""
+    study = cfg or params.study
+    started = time.monotonic()
+    data = load_study_data(params, study)
+    if any(v.arm == "probe" for v in variants(study)):
+        compute_features(params, study, data)
+    run_variants(params, study, data=data)
+    summary = report(params, study)
+    print(f"study: done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+    return summary
+
+
+def find_variant(study: StudyConfig, group: str, arm: str, augment: float, train_size: int, seed: int) -> Variant:
+    wanted = Variant(group, arm, float(augment), int(train_size), int(seed))
+    if wanted not in variants(study):
+        raise TransferlabError(f"variant {group}/{wanted.key} is not in the study grid of params.yaml")
+    return wanted

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from transferlab import diagnostics as d
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    from transferlab.backbones import build_backbone
+
+    return build_backbone("efficientnet_lite0", (32, 96, 3), pretrained=False)
+
+
+def test_preprocessing_fires_on_zero_one_images_and_is_silent_on_0_255():
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 96, 3)).astype(np.uint8)
+    assert not d.check_preprocessing(images, "efficientnet_lite0").fired
+    broken = d.check_preprocessing(images.astype(np.float32) / 255.0, "efficientnet_lite0")
+    assert broken.fired and "0..255" in broken.message
+    normalised = d.check_preprocessing(images.astype(np.float32) / 127.5 - 1.0, "mobilenet_v2")
+    assert normalised.fired
+
+
+def test_batchnorm_fires_on_trainable_bn_with_small_batches(lite0):
+    from transferlab.models import set_backbone_trainable
+
+    total = sum(1 for layer in lite0.model._flatten_layers(include_self=False)
+                if layer.__class__.__name__ == "BatchNormalization")
+    set_backbone_trainable(lite0, 3, bn_trainable=True)
+    trainable = len(d.trainable_batchnorm_layers(lite0.model))
+    assert trainable > 0
+    assert d.check_batchnorm(trainable, total, batch_size=4, pretrained=True).fired
+    assert not d.check_batchnorm(trainable, total, batch_size=64, pretrained=True).fired
+    set_backbone_trainable(lite0, 3, bn_trainable=False)  # the project default
+    frozen = len(d.trainable_batchnorm_layers(lite0.model))
+    assert frozen == 0
+    assert not d.check_batchnorm(frozen, total, batch_size=4, pretrained=True).fired
+
+
+def test_augmentation_fires_when_a_reference_model_collapses_on_augmented_images():
+    assert d.check_augmentation(0.80, 0.20, strength=1.0).fired
+    assert not d.check_augmentation(0.80, 0.72, strength=0.3).fired
+    assert not d.check_augmentation(0.04, 0.0, strength=1.0).fired  # too little accuracy to lose
+
+
+def test_overfitting_fires_on_a_plateau_while_training_climbs():
+    train = [0.3, 0.5, 0.65, 0.75, 0.85, 0.93, 0.98]
+    val = [0.25, 0.40, 0.50, 0.50, 0.49, 0.50, 0.50]
+    fired = d.check_overfitting(train, val)
+    assert fired.fired and "over-fitting" in fired.message
+    healthy_val = [0.25, 0.40, 0.50, 0.56, 0.62, 0.67, 0.71]
+    assert not d.check_overfitting(train, healthy_val).fired
+    assert not d.check_overfitting([0.1, 0.2], [0.1, 0.2]).fired  # too short to judge
+
+
+def test_domain_gap_fires_when_imagenet_features_are_no_better_than_random():
+    assert d.check_domain_gap([0.31, 0.29, 0.30], [0.30, 0.31, 0.29]).fired
+    silent = d.check_domain_gap([0.60, 0.62, 0.58], [0.30, 0.31, 0.29])
+    assert not silent.fired and "ImageNet" in silent.message

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from transferlab import stats
+
+
+def test_t_interval_on_hand_made_numbers():
+    # mean 2, sd 1, n 3: half width = t(0.975, 2) * 1 / sqrt(3) = 4.302653 * 0.577350 = 2.484138
+    interval = stats.t_interval([1.0, 2.0, 3.0])
+    assert interval.estimate == pytest.approx(2.0)
+    assert interval.low == pytest.approx(2.0 - 2.484138, abs=1e-5)
+    assert interval.high == pytest.approx(2.0 + 2.484138, abs=1e-5)
+    assert interval.n == 3 and interval.method == "t-interval"
+
+
+def test_paired_difference_removes_the_seed_effect():
+    # Seeds differ a lot, but the pretrained arm is exactly 0.1 better on each seed.
+    pretrained, scratch = [0.5, 0.8, 0.3], [0.4, 0.7, 0.2]
+    paired = stats.difference_interval(pretrained, scratch, paired=True)
+    assert paired.estimate == pytest.approx(0.1)
+    assert paired.low == pytest.approx(0.1) and paired.high == pytest.approx(0.1)
+    assert stats.verdict(paired) == "supported"
+    unpaired = stats.difference_interval(pretrained, scratch, paired=False)
+    assert unpaired.covers(0.0)  # the seed spread hides the effect without pairing
+
+
+def test_welch_interval_matches_the_textbook_value():
+    # Equal variances (5/3) and n = 4: se = sqrt(2 * 5/3 / 4) = 0.912871, dof = 6, t = 2.446912.
+    interval = stats.difference_interval([1, 2, 3, 4], [2, 3, 4, 5], paired=False)
+    assert interval.estimate == pytest.approx(-1.0)
+    assert interval.low == pytest.approx(-1 - 2.446912 * 0.912871, abs=1e-5)
+    assert interval.high == pytest.approx(-1 + 2.446912 * 0.912871, abs=1e-5)
+
+
+def test_interval_covering_zero_is_reported_as_no_effect():
+    interval = stats.difference_interval([0.52, 0.48, 0.55], [0.50, 0.50, 0.50], paired=True)
+    assert interval.covers(0.0)
+    found = stats.finding("H3", "augmentation improves accuracy", "augment 0.3 − none", interval, "char accuracy")
+    assert found.verdict == "not distinguishable from no effect"
+    assert "not distinguishable from no effect" in found.sentence
+    assert "95 % CI" in found.sentence and "paired t-interval over 3 seeds" in found.sentence
+    assert found.sentence.startswith("H3 (augmentation improves accuracy): augment 0.3 − none = +0.017 char accuracy")
+
+
+def test_interval_below_zero_contradicts():
+    interval = stats.difference_interval([0.1, 0.2, 0.15], [0.5, 0.6, 0.55], paired=True)
+    assert stats.verdict(interval) == "contradicted"
+    assert interval.high < 0
+
+
+def test_single_seed_gives_no_interval():
+    interval = stats.t_interval([0.7])
+    assert not np.isfinite(interval.low) and interval.covers(0.0)
+    assert "one seed only" in interval.format()
+
+
+def test_paired_samples_must_match():
+    with pytest.raises(ValueError):
+        stats.difference_interval([1, 2], [1, 2, 3], paired=True)
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_mean():
+    values = [0.61, 0.64, 0.58, 0.66, 0.63]
+    first, second = stats.bootstrap_interval(values), stats.bootstrap_interval(values)
+    assert first == second
+    assert first.low < np.mean(values) < first.high
+    assert first.low >= min(values) and first.high <= max(values)
+    constant = stats.bootstrap_interval([0.5, 0.5, 0.5])
+    assert constant.low == constant.high == pytest.approx(0.5)
+
+
+def test_bootstrap_agrees_with_t_interval_on_a_large_sample():
+    values = np.random.default_rng(1).normal(0.3, 0.1, 400)
+    boot, t = stats.bootstrap_interval(values), stats.t_interval(values)
+    assert boot.low == pytest.approx(t.low, abs=0.003)
+    assert boot.high == pytest.approx(t.high, abs=0.003)
+
+
+def test_chance_levels():
+    assert stats.plate_chance(35, 7) == pytest.approx(35.0**-7)
+    assert stats.plate_chance(10, 1) == pytest.approx(0.1)

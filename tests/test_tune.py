@@ -1,0 +1,328 @@
+"""The tune stage: a tiny Optuna study with nested MLflow runs, pruning, resuming, reproducible
+proposals, clear errors for bad search ranges, and two workers on one storage.
+
+Only the first test trains real (tiny) models; the others replace the training of a trial
+by a fast stand-in (:func:`fake_train_trial`) that goes through the same study, MLflow and
+pruning code, so the whole file stays well under two minutes on two cores.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from helpers import random_plates, tiny_params, write_plate_csv
+from transferlab import split, tracking, tune
+from transferlab.errors import TransferlabError
+
+METRIC = "val_plate_accuracy"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A tiny project with a prepared plate dataset whose test split is deleted (tuning must
+    never need it). The tests share its MLflow store and study database (creating a store
+    costs seconds); each test has a study of its own."""
+    root = tmp_path_factory.mktemp("tune-project")
+    (root / "dvc.yaml").write_text("stages: {}\n")  # the project root: MLflow store and study live here
+    write_plate_csv(root / "plates", random_plates(30))
+    params = tiny_params(root, data={"source": str(root / "plates")})
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        split.run(params)
+    finally:
+        os.chdir(cwd)
+    for name in ("test_images.npy", "test_labels.npy", "test.csv"):
+        (root / "data/prepared" / name).unlink()
+    return root
+
+
+@pytest.fixture
+def project(monkeypatch, prepared):
+    monkeypatch.chdir(prepared)
+    return prepared
+
+
+@pytest.fixture
+def name(request):
+    """A study of the test's own in the shared database."""
+    return request.node.name.removeprefix("test_")[:40]
+
+
+def params_for(prepared, **train):
+    defaults = {"backbone": "plain_cnn", "pretrained": False, "strategy": "full", "epochs": 2, "batch_size": 16,
+                "head_units": 16, "early_stopping_patience": 0}
+    return tiny_params(prepared, data={"source": str(prepared / "plates")}, train={**defaults, **train})
+
+
+def config(name="transferlab", **settings):
+    defaults = {"study_name": name, "output": f"tune/{name}.yaml", "n_trials": 2, "epochs": 2,
+                "finetune_epochs": 1, "startup_trials": 2, "pruner": "none",
+                "search": {"augment_strength": [0.0, 1.0], "learning_rate": [1e-4, 1e-2], "unfreeze_depth": None}}
+    return tune.TuneConfig.model_validate({**defaults, **settings})
+
+
+def fake_train_trial(params, data, trial, metric, log_metric):
+    """Stands in for training: a smooth score of the trial's values, reported per epoch through
+    the real pruning callback (so pruning and curves work as with Keras)."""
+    assert len(data.x_val) and len(data.images)
+    value = 1.0 - abs(params.augment.strength - 0.3) - abs(math.log10(params.train.learning_rate) + 3) / 10
+    pruning = tune._pruning_callback(trial, metric)
+    pruning.trainer = SimpleNamespace(epochs_done=0, total_epochs=params.train.epochs)
+    for epoch in range(params.train.epochs):
+        logs = {metric: value * (epoch + 1) / params.train.epochs, "val_loss": 1.0 - value}
+        log_metric(logs, epoch + 1)
+        pruning.on_epoch_end(epoch, logs)
+    return tune.TrialResult(value=value, metrics={metric: value}, epochs=params.train.epochs, seconds=0.0)
+
+
+class PruneTrial(optuna.pruners.BasePruner):
+    """Prunes exactly one trial (by number) at its first report."""
+
+    def __init__(self, number):
+        self.number = number
+
+    def prune(self, study, trial):
+        return trial.number == self.number
+
+
+def runs_of(study_uid):
+    client = mlflow.MlflowClient(tracking_uri=tracking.configure())
+    experiment = client.get_experiment_by_name("transferlab")
+    runs = client.search_runs([experiment.experiment_id], f"tags.optuna_study_uid = '{study_uid}'")
+    parents = [r for r in runs if r.data.tags.get("tune_role") == "study"]
+    children = {int(r.data.tags["optuna_trial"]): r for r in runs if r.data.tags.get("tune_role") == "trial"}
+    return client, parents, children
+
+
+def load_study(root, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'tune/optuna.db'}")
+
+
+def test_tiny_study_trains_prunes_and_records_nested_mlflow_runs(project, name, monkeypatch, capsys):
+    """Real (tiny) Keras training: per-epoch reports, a trial pruned from inside model.fit."""
+    monkeypatch.setattr(tune, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
+    summary = tune.run(params_for(project), config(name))
+
+    study = load_study(project, name)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert list(study.trials[0].intermediate_values) == [1, 2]  # one report per epoch
+    assert study.trials[1].user_attrs["pruned_at_epoch"] == 1 and list(study.trials[1].intermediate_values) == [1]
+    assert summary["complete"] == 1 and summary["pruned"] == 1 and summary["epochs_run"] == 2 + 1
+
+    client, parents, children = runs_of(study.user_attrs["study_uid"])
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert sorted(children) == [0, 1]
+    for number, child in children.items():
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        trial = study.trials[number]
+        assert float(child.data.params["augment.strength"]) == pytest.approx(trial.params["augment.strength"])
+        assert float(child.data.params["train.learning_rate"]) == pytest.approx(trial.params["train.learning_rate"])
+        assert child.data.params["train.epochs"] == "2"
+        assert [m.step for m in client.get_metric_history(child.info.run_id, METRIC)] == [1, 2][: 2 - number]
+    assert children[0].data.tags["optuna_state"] == "COMPLETE" and children[0].info.status == "FINISHED"
+    assert children[0].data.metrics["objective"] == pytest.approx(study.trials[0].value)
+    assert children[1].data.tags["optuna_state"] == "PRUNED" and children[1].info.status == "KILLED"
+
+    best = study.best_trial
+    assert parent.data.metrics["best_value"] == pytest.approx(best.value)
+    written = yaml.safe_load(Path(f"tune/{name}.yaml").read_text())
+    assert written["augment"]["strength"] == pytest.approx(best.params["augment.strength"], rel=1e-5)
+    assert set(written["train"]) == {"learning_rate"}  # strategy full: unfreeze_depth is not searched
+    out = capsys.readouterr().out
+    assert "tune: trial 1 PRUNED after epoch 1" in out
+    command = out.strip().splitlines()[-1]
+    assert command == tune.exp_run_command(tune.best_values(best))
+    assert command.startswith("dvc exp run -S augment.strength=") and "-S train.learning_rate=" in command
+
+
+def test_pruned_trial_is_recorded_as_pruned_and_the_parent_gets_plots(project, name, monkeypatch):
+    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
+    tune.run(params_for(project), config(name, n_trials=3))
+
+    study = load_study(project, name)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    client, parents, children = runs_of(study.user_attrs["study_uid"])
+    assert children[1].data.tags["optuna_state"] == "PRUNED" and children[1].info.status == "KILLED"
+    parent = parents[0]
+    best = study.best_trial
+    assert parent.data.tags["best_trial"] == str(best.number)
+    assert parent.data.tags["best.train.learning_rate"] == format(best.params["train.learning_rate"], ".6g")
+    assert {"importance.augment.strength", "importance.train.learning_rate"} <= set(parent.data.metrics)
+    plots = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"optimization_history.png", "intermediate_values.png", "param_importances.png", "slice.png",
+            "contour.png"} <= plots
+    assert f"{name}.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_median_and_hyperband_pruners_use_the_epoch_settings(project):
+    cfg = config(pruner="median", pruner_startup_trials=2, pruner_warmup_epochs=1)
+    pruner = tune.make_pruner(cfg, tune.max_trial_epochs(params_for(project, strategy="finetune"), cfg))
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert pruner._n_startup_trials == 2 and pruner._n_warmup_steps == 2  # never pruned in its first epoch
+    assert tune.max_trial_epochs(params_for(project, strategy="finetune"), cfg) == 2 + 1  # both phases
+    hyperband = tune.make_pruner(config(pruner="hyperband"), 3)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._max_resource == 3
+
+
+def test_optional_dimensions_strategy_backbone_pretrained(project):
+    cfg = config(search={"strategy": ["frozen", "finetune"], "backbone": ["plain_cnn", "mobilenet_v2"],
+                         "pretrained": [True, False], "unfreeze_depth": [0, "all"], "learning_rate": None,
+                         "augment_strength": None})
+    params = params_for(project)
+    blocks = {"plain_cnn": 5, "mobilenet_v2": 19}
+
+    def values(**fixed):
+        return tune.suggest(optuna.trial.FixedTrial(fixed), cfg, params, blocks)
+
+    assert values(**{"train.backbone": "mobilenet_v2", "train.strategy": "finetune", "train.pretrained": True,
+                     "train.unfreeze_depth": 19}) == {"train.backbone": "mobilenet_v2", "train.strategy": "finetune",
+                                                      "train.pretrained": True, "train.unfreeze_depth": 19}
+    # plain_cnn has no ImageNet weights: pretrained is forced off, and "all" means its 5 blocks
+    assert values(**{"train.backbone": "plain_cnn", "train.strategy": "finetune", "train.unfreeze_depth": 19}) == {
+        "train.backbone": "plain_cnn", "train.strategy": "finetune", "train.pretrained": False,
+        "train.unfreeze_depth": 5}
+    # unfreeze_depth only matters when fine-tuning
+    assert "train.unfreeze_depth" not in values(**{"train.backbone": "mobilenet_v2", "train.strategy": "frozen",
+                                                   "train.pretrained": False})
+    trial = tune.trial_params(params, cfg, values(**{"train.backbone": "plain_cnn", "train.strategy": "frozen"}))
+    assert (trial.train.backbone, trial.train.strategy, trial.train.pretrained) == ("plain_cnn", "frozen", False)
+    assert tune.exp_run_command({"train.pretrained": False, "train.learning_rate": 0.000123456789}) == \
+        "dvc exp run -S train.pretrained=false -S train.learning_rate=0.000123457"
+
+
+def test_resume_after_interruption_continues_the_same_study(project, name, monkeypatch):
+    calls = []
+
+    def interrupted_at_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C (or SIGTERM, which tracked_run turns into it) mid-trial
+        return fake_train_trial(*args)
+
+    monkeypatch.setattr(tune, "train_trial", interrupted_at_second)
+    monkeypatch.setattr(tune, "save_study_plots", lambda study, folder: {})  # speed: plots are tested above
+    params = params_for(project)
+    with pytest.raises(KeyboardInterrupt):
+        tune.run(params, config(name, n_trials=3))
+    study = load_study(project, name)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    client, parents, children = runs_of(study.user_attrs["study_uid"])
+    assert parents[0].info.status == "KILLED" and children[1].data.tags["optuna_state"] == "FAIL"
+
+    # A worker killed outright (kill -9) leaves its trial RUNNING: it is failed on restart.
+    orphan = study.ask()
+    for key, value in {"worker_host": tune.socket.gethostname(), "worker_pid": os.getpid(),
+                       "worker_run": "a run that no longer exists"}.items():
+        orphan.set_user_attr(key, value)
+
+    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
+    summary = tune.run(params, config(name, n_trials=3))
+    study = load_study(project, name)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL,
+                                               TrialState.COMPLETE, TrialState.COMPLETE]
+    assert summary["complete"] == 3 and summary["failed"] == 2
+    _, parents_after, children = runs_of(study.user_attrs["study_uid"])
+    assert [p.info.run_id for p in parents_after] == [parents[0].info.run_id]  # the same parent run, resumed
+    assert tracking.run_status(parents[0].info.run_id) == "FINISHED"
+    assert sorted(children) == [0, 1, 3, 4]
+
+    # Settings that change what a trial's value means are refused instead of mixed in.
+    with pytest.raises(TransferlabError, match=r"other settings.*\n  train.batch_size: 16 -> 8"):
+        tune.run(params_for(project, batch_size=8), config(name, n_trials=4))
+
+
+def test_same_seed_proposes_the_same_trials_also_when_resumed(project, name, monkeypatch):
+    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune, "save_study_plots", lambda study, folder: {})
+    params = params_for(project)
+
+    def proposals(study, n_trials, seed=0):
+        tune.run(params, config(f"{name}-{study}", n_trials=n_trials, seed=seed, startup_trials=2))
+        return [t.params for t in load_study(project, f"{name}-{study}").trials]
+
+    first = proposals("a", 4)
+    assert proposals("b", 4) == first  # after the 2 random start-up trials TPE proposes the same too
+    assert proposals("c", 3, seed=1) != first[:3]
+    assert proposals("d", 2) == first[:2]
+    assert proposals("d", 4) == first  # resumed: trials 2 and 3 as if never interrupted
+
+
+def test_invalid_search_ranges_in_params_yaml_are_clear_errors(tmp_path, prepared):
+    def load(tune_section):
+        raw = tiny_params(prepared).model_dump()
+        raw["tune"] = tune_section
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+        return tune.load_tune_params(tmp_path / "params.yaml")
+
+    assert load({"n_trials": 3})[1].n_trials == 3
+    cases = {
+        "tune.search.learning_rate: low 0.1 must be below high 0.001": {"search": {"learning_rate": [0.1, 0.001]}},
+        "tune.search.learning_rate: learning rates must be in (0, 1]": {"search": {"learning_rate": [0, 0.1]}},
+        "tune.search.augment_strength.1: Input should be less than or equal to 1":
+            {"search": {"augment_strength": [0.2, 1.5]}},
+        "tune.search.augment_strength: expected [low, high]": {"search": {"augment_strength": [0.2]}},
+        "tune.search.unfreeze_depth: low 3 must be below high 3": {"search": {"unfreeze_depth": [3, 3]}},
+        "tune.search.strategy.0: Input should be 'scratch', 'frozen', 'finetune' or 'full'":
+            {"search": {"strategy": ["finetuning"]}},
+        "tune.serch: unknown key (did you mean search?)": {"serch": {}},
+        "tune.search.learnig_rate: unknown key (did you mean learning_rate?)": {"search": {"learnig_rate": [1, 2]}},
+        "tune.storage: not a database URL": {"storage": "tune/optuna.db"},
+        "tune.search: every dimension is null": {"search": dict.fromkeys(tune.SearchSpace.model_fields)},
+    }
+    for message, section in cases.items():
+        with pytest.raises(TransferlabError, match="params.yaml: invalid parameters") as error:
+            load(section)
+        assert message in str(error.value), (message, str(error.value))
+    cfg = config(search={"unfreeze_depth": [0, 30]})
+    with pytest.raises(TransferlabError, match="tune.search.unfreeze_depth: high 30 but plain_cnn has 5 blocks"):
+        tune.check_search_space(params_for(prepared, strategy="finetune"), cfg, {"plain_cnn": 5})
+
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    import test_tune
+    from transferlab import tune
+
+    def slow_fake(*args):
+        time.sleep(1.0)  # long enough for the two workers to overlap
+        return test_tune.fake_train_trial(*args)
+
+    tune.train_trial = slow_fake
+    tune.save_study_plots = lambda study, folder: {{}}
+    tune.run(test_tune.params_for(__import__("pathlib").Path({prepared!r})),
+             test_tune.config({name!r}, n_trials=4, startup_trials=2), max_trials=2)
+""")
+
+
+def test_two_workers_share_one_study_and_lose_no_trial(project, name):
+    script = WORKER.format(tests=str(Path(__file__).parent), prepared=str(project), name=name)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    workers = [subprocess.Popen([sys.executable, "-c", script], cwd=project, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)
+
+    study = load_study(project, name)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    pids = [t.user_attrs["worker_pid"] for t in study.trials]
+    assert sorted(pids.count(p) for p in set(pids)) == [2, 2]  # each worker ran its share
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4  # no proposal handed out twice
+    _, parents, children = runs_of(study.user_attrs["study_uid"])
+    assert len(parents) == 1 and sorted(children) == [0, 1, 2, 3]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parents[0].info.run_id}
+    assert all(c.data.tags["optuna_state"] == "COMPLETE" and c.info.status == "FINISHED" for c in children.values())
