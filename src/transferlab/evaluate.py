@@ -178,7 +178,7 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
     if train is None or val is None:
         lines.append(f"no training metrics ({TRAIN_METRICS_FILE}): gaps not computed")
     else:
-        lines.append(f"train {train:.3f} (augmented training set) / validation {val:.3f} / test {test:.3f}")
+        lines.append(f"train {train:.3f} (training set, as trained on) / validation {val:.3f} / test {test:.3f}")
         if train - val > OVERFIT_GAP:
             lines.append(f"over-fitting: training beats validation by {train - val:.3f}; more data, stronger "
                          "augmentation, more dropout or a frozen backbone may help")
