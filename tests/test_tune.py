@@ -8,6 +8,7 @@ pruning code, so the whole file stays well under two minutes on two cores.
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from optuna.trial import TrialState
 
 from helpers import random_plates, tiny_params, write_plate_csv
 from transferlab import split, tracking, tune
+from transferlab.config import SearchSpace, TuneConfig
 from transferlab.errors import TransferlabError
 
 METRIC = "val_plate_accuracy"
@@ -69,7 +71,7 @@ def config(name="transferlab", **settings):
     defaults = {"study_name": name, "output": f"tune/{name}.yaml", "n_trials": 2, "epochs": 2,
                 "finetune_epochs": 1, "startup_trials": 2, "pruner": "none",
                 "search": {"augment_strength": [0.0, 1.0], "learning_rate": [1e-4, 1e-2], "unfreeze_depth": None}}
-    return tune.TuneConfig.model_validate({**defaults, **settings})
+    return TuneConfig.model_validate({**defaults, **settings})
 
 
 def fake_train_trial(params, data, trial, metric, log_metric):
@@ -203,20 +205,39 @@ def test_optional_dimensions_strategy_backbone_pretrained(project):
         "dvc exp run -S train.pretrained=false -S train.learning_rate=0.000123457"
 
 
+def test_trials_use_seeded_subsets_and_augmented_copies_the_winner_can_reproduce(project):
+    no_copies = tiny_params(project, data={"source": str(project / "plates")}, augment={"copies": 0})
+    cfg = config(train_images=10, val_images=4)
+    values = tune.suggest(optuna.trial.FixedTrial({"augment.strength": 0.4, "train.learning_rate": 1e-3}), cfg,
+                          no_copies, {"efficientnet_lite0": 18})
+    assert values == {"augment.strength": 0.4, "augment.copies": 1, "train.learning_rate": 1e-3}
+    assert any("augment.copies is 0" in note for note in tune.check_search_space(no_copies, cfg, {"x": 18}))
+    data = tune.load_tune_data(no_copies, cfg)
+    assert (len(data.images), len(data.x_val)) == (10, 4)
+    again = tune.load_tune_data(no_copies, cfg)
+    assert (data.images == again.images).all() and (data.x_val == again.x_val).all()  # the same subset every run
+    trial = tune.training_data(tune.trial_params(no_copies, cfg, values), data)
+    assert len(trial.x_train) == 2 * 10  # originals + one augmented copy, in memory
+
+
 def test_resume_after_interruption_continues_the_same_study(project, name, monkeypatch):
     calls = []
 
     def interrupted_at_second(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C (or SIGTERM, which tracked_run turns into it) mid-trial
+        calls.append("started")
+        if calls.count("started") == 2:
+            # SIGTERM (what DVC and job queues send; Ctrl-C alike) in the middle of training: it
+            # must not raise inside TensorFlow, only at the next batch or epoch end.
+            os.kill(os.getpid(), signal.SIGTERM)
+            calls.append("still training after the signal")
         return fake_train_trial(*args)
 
     monkeypatch.setattr(tune, "train_trial", interrupted_at_second)
     monkeypatch.setattr(tune, "save_study_plots", lambda study, folder: {})  # speed: plots are tested above
     params = params_for(project)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="received signal 15"):
         tune.run(params, config(name, n_trials=3))
+    assert calls[-1] == "still training after the signal"
     study = load_study(project, name)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
     client, parents, children = runs_of(study.user_attrs["study_uid"])
@@ -280,7 +301,7 @@ def test_invalid_search_ranges_in_params_yaml_are_clear_errors(tmp_path, prepare
         "tune.serch: unknown key (did you mean search?)": {"serch": {}},
         "tune.search.learnig_rate: unknown key (did you mean learning_rate?)": {"search": {"learnig_rate": [1, 2]}},
         "tune.storage: not a database URL": {"storage": "tune/optuna.db"},
-        "tune.search: every dimension is null": {"search": dict.fromkeys(tune.SearchSpace.model_fields)},
+        "tune.search: every dimension is null": {"search": dict.fromkeys(SearchSpace.model_fields)},
     }
     for message, section in cases.items():
         with pytest.raises(TransferlabError, match="params.yaml: invalid parameters") as error:

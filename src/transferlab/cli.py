@@ -110,6 +110,15 @@ def predict_cmd(model: str, images: tuple[str, ...], csv_out: str | None, batch_
     sys.exit(code)
 
 
+@main.command()
+@params_option
+def tune(params_file: str) -> None:
+    """Run (or continue) the Optuna study over strength, learning rate and unfreeze depth."""
+    from transferlab import tune as tune_stage
+
+    run_stage(tune_stage.run, params_file)
+
+
 @main.command("study")
 @params_option
 def study_cmd(params_file: str) -> None:

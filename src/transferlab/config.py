@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transferlab.errors import TransferlabError
 
@@ -227,6 +227,98 @@ class StudyConfig(Section):
         return self
 
 
+TuneMetric = Literal["val_plate_accuracy", "val_char_accuracy", "val_accuracy", "val_loss"]
+
+
+class SearchSpace(Section):
+    """What the study searches; ``null`` keeps a dimension at its params.yaml value."""
+
+    augment_strength: list[Fraction] | None = Field(
+        default_factory=lambda: [0.0, 1.0], description="[low, high], uniform")
+    learning_rate: list[float] | None = Field(
+        default_factory=lambda: [1e-4, 1e-2], description="[low, high], log-uniform")
+    unfreeze_depth: list[int | Literal["all"]] | None = Field(
+        default_factory=lambda: [0, "all"],
+        description="[low, high] blocks unfrozen from the top (0 = frozen, all = every block); finetune only")
+    strategy: list[Strategy] | None = Field(None, description="e.g. [frozen, finetune, full]")
+    backbone: list[BackboneName] | None = Field(None, description="e.g. [efficientnet_lite0, mobilenet_v2]")
+    pretrained: list[bool] | None = Field(None, description="[true, false]")
+
+    @field_validator("augment_strength", "learning_rate", "unfreeze_depth")
+    @classmethod
+    def _check_range(cls, value, info):
+        if value is None:
+            return value
+        if len(value) != 2:
+            raise ValueError(f"expected [low, high], got {len(value)} value(s) (null: do not search it)")
+        low, high = value
+        if info.field_name == "learning_rate" and not (0.0 < low <= 1.0 and 0.0 < high <= 1.0):
+            raise ValueError(f"learning rates must be in (0, 1] (the scale is logarithmic), got {value}")
+        if info.field_name == "unfreeze_depth":
+            if low == "all" or low < 0 or (high != "all" and high < 0):
+                raise ValueError(f"expected [low, high] blocks with 0 <= low < high (high may be all), got {value}")
+            if high == "all":
+                return value
+        if not low < high:
+            raise ValueError(f"low {low} must be below high {high} (null: do not search it)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_searches_something(self) -> SearchSpace:
+        if all(getattr(self, name) is None for name in SearchSpace.model_fields):
+            raise ValueError("every dimension is null: nothing to tune")
+        return self
+
+    @field_validator("strategy", "backbone", "pretrained")
+    @classmethod
+    def _check_choices(cls, value):
+        if value is not None:
+            if not value:
+                raise ValueError("empty list (null: do not search it)")
+            if len(set(value)) != len(value):
+                raise ValueError(f"repeated choices in {value}")
+        return value
+
+
+class TuneConfig(Section):
+    """Stage ``tune``: the Optuna study (not run by the default ``dvc repro``)."""
+
+    study_name: str = Field("transferlab", min_length=1)
+    storage: str | None = Field(
+        None, description="SQLAlchemy URL shared by all workers; null: sqlite under <root>/tune/optuna.db")
+    n_trials: int = Field(12, ge=1, le=100_000, description="finished (complete + pruned) trials the study should have")
+    timeout: float | None = Field(None, gt=0, description="seconds after which this run starts no new trial")
+    sampler: Literal["tpe", "random"] = "tpe"
+    startup_trials: int = Field(5, ge=0, le=10_000, description="tpe: random trials before the model guides the search")
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_startup_trials: int = Field(3, ge=0, le=10_000, description="median: finished trials before any is pruned")
+    pruner_warmup_epochs: int = Field(1, ge=0, le=10_000, description="no trial is pruned during its first n epochs")
+    seed: Seed = 0
+    metric: TuneMetric | None = Field(
+        None, description="null: val_char_accuracy (plates) / val_accuracy (classification)")
+    train_images: int | None = Field(
+        3000, ge=1, description="seeded subset of the training split every trial trains on; null: all of it")
+    val_images: int | None = Field(1000, ge=1, description="seeded subset of the validation split; null: all of it")
+    epochs: int | None = Field(3, ge=1, le=10_000, description="per trial; null: train.epochs")
+    finetune_epochs: int | None = Field(3, ge=0, le=10_000, description="per trial; null: train.finetune_epochs")
+    search: SearchSpace = Field(default_factory=SearchSpace)
+    output: str = Field("tune/best_params.yaml", min_length=1)
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value):
+        if value is not None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(value)
+            except ArgumentError:
+                raise ValueError(f"not a database URL: {value!r} (e.g. sqlite:///tune/optuna.db, "
+                                 "postgresql://user:password@host/db)") from None
+        return value
+
+
 class MlflowConfig(Section):
     """Where runs are recorded: always the repository's own mlruns/ store."""
 
@@ -245,6 +337,7 @@ class Params(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")

@@ -11,8 +11,12 @@ What a trial is
     training stage's own :class:`~transferlab.train.Trainer` for ``tune.epochs`` (+
     ``tune.finetune_epochs``). The training set is augmented in memory at the trial's
     strength exactly as the augment stage would (originals + ``augment.copies`` variants);
-    nothing is written per trial. The value is the validation metric (``tune.metric``) of the
-    trained model; the test split is never read.
+    nothing is written per trial. Trials train on a seeded subset of the training split
+    (``tune.train_images``; null: all of it) and are scored on one of the validation split
+    (``tune.val_images``), which keeps a study small; the winner then trains on everything.
+    The value is the validation metric (``tune.metric``) of the trained model -- by default
+    character accuracy for plates, since the plate accuracy of a few-epoch trial is mostly
+    still 0 and cannot rank trials. The test split is never read.
 
 Pruning
     After every epoch the validation metric is reported to Optuna at step = epochs done so
@@ -24,12 +28,13 @@ Pruning
 Resuming
     The study lives in ``tune.storage`` (default ``sqlite:///<project root>/tune/optuna.db``).
     ``tune.n_trials`` is the number of *finished* (complete or pruned) trials the study should
-    have; running again continues until it has them, keeping every finished trial. A trial
-    left RUNNING by a killed process is marked FAIL on restart: at once when the process ran
-    on this machine (its pid is gone), otherwise when its heartbeat is older than
-    :data:`GRACE_PERIOD_S`. Resuming a study whose trials were run with other training
-    settings or data is refused (their values would not be comparable): use a new
-    ``tune.study_name``.
+    have; running again continues until it has them, keeping every finished trial. Ctrl-C
+    or SIGTERM stops the running trial after its current batch (recorded FAIL; a second
+    signal stops at once), never inside TensorFlow. A trial left RUNNING by a killed process
+    is marked FAIL on restart: at once when the process ran on this machine (its pid is
+    gone), otherwise when its heartbeat is older than :data:`GRACE_PERIOD_S`. Resuming a
+    study whose trials ran with other training settings or data is refused (their values
+    would not be comparable): use a new ``tune.study_name``.
 
 Reproducibility
     The sampler is re-seeded for every trial from (``tune.seed``, trial number), and every
@@ -61,35 +66,26 @@ Outputs
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import math
 import os
+import signal
 import socket
+import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
 
-from transferlab.config import (
-    DEFAULT_PARAMS_FILE,
-    BackboneName,
-    Fraction,
-    Params,
-    Section,
-    Seed,
-    Strategy,
-    load_params,
-    parse_params,
-)
+from transferlab.config import DEFAULT_PARAMS_FILE, Params, TuneConfig, load_params, parse_params
 from transferlab.errors import TransferlabError
 
 METRICS_FILE = "metrics/tune.json"
@@ -97,147 +93,24 @@ DEFAULT_STORAGE_FILE = "tune/optuna.db"  # under the project root; git-ignored
 HEARTBEAT_INTERVAL_S = 60
 GRACE_PERIOD_S = 180  # a RUNNING trial without heartbeat for this long is failed (other machines)
 MAX_FAILURES_IN_A_ROW = 5
-TuneMetric = Literal["val_plate_accuracy", "val_char_accuracy", "val_accuracy", "val_loss"]
 
 # Optuna parameter names are the dotted params.yaml keys they set.
 P_STRENGTH, P_RATE, P_DEPTH = "augment.strength", "train.learning_rate", "train.unfreeze_depth"
 P_STRATEGY, P_BACKBONE, P_PRETRAINED = "train.strategy", "train.backbone", "train.pretrained"
+P_COPIES = "augment.copies"
 
 
 # --------------------------------------------------------------------------- parameters
 
 
-class SearchSpace(Section):
-    """What the study searches; ``null`` keeps a dimension at its params.yaml value."""
-
-    augment_strength: list[Fraction] | None = Field(
-        default_factory=lambda: [0.0, 1.0], description="[low, high], uniform")
-    learning_rate: list[float] | None = Field(
-        default_factory=lambda: [1e-4, 1e-2], description="[low, high], log-uniform")
-    unfreeze_depth: list[int | Literal["all"]] | None = Field(
-        default_factory=lambda: [0, "all"],
-        description="[low, high] blocks unfrozen from the top (0 = frozen, all = every block); finetune only")
-    strategy: list[Strategy] | None = Field(None, description="e.g. [frozen, finetune, full]")
-    backbone: list[BackboneName] | None = Field(None, description="e.g. [efficientnet_lite0, mobilenet_v2]")
-    pretrained: list[bool] | None = Field(None, description="[true, false]")
-
-    @field_validator("augment_strength", "learning_rate", "unfreeze_depth")
-    @classmethod
-    def _check_range(cls, value, info):
-        if value is None:
-            return value
-        if len(value) != 2:
-            raise ValueError(f"expected [low, high], got {len(value)} value(s) (null: do not search it)")
-        low, high = value
-        if info.field_name == "learning_rate" and not (0.0 < low <= 1.0 and 0.0 < high <= 1.0):
-            raise ValueError(f"learning rates must be in (0, 1] (the scale is logarithmic), got {value}")
-        if info.field_name == "unfreeze_depth":
-            if low == "all" or low < 0 or (high != "all" and high < 0):
-                raise ValueError(f"expected [low, high] blocks with 0 <= low < high (high may be all), got {value}")
-            if high == "all":
-                return value
-        if not low < high:
-            raise ValueError(f"low {low} must be below high {high} (null: do not search it)")
-        return value
-
-    @model_validator(mode="after")
-    def _check_searches_something(self) -> SearchSpace:
-        if all(getattr(self, name) is None for name in SearchSpace.model_fields):
-            raise ValueError("every dimension is null: nothing to tune")
-        return self
-
-    @field_validator("strategy", "backbone", "pretrained")
-    @classmethod
-    def _check_choices(cls, value):
-        if value is not None:
-            if not value:
-                raise ValueError("empty list (null: do not search it)")
-            if len(set(value)) != len(value):
-                raise ValueError(f"repeated choices in {value}")
-        return value
-
-
-class TuneConfig(Section):
-    """Stage ``tune``: the Optuna study (not run by the default ``dvc repro``)."""
-
-    study_name: str = Field("transferlab", min_length=1)
-    storage: str | None = Field(
-        None, description="SQLAlchemy URL shared by all workers; null: sqlite under <root>/tune/optuna.db")
-    n_trials: int = Field(12, ge=1, le=100_000, description="finished (complete + pruned) trials the study should have")
-    timeout: float | None = Field(None, gt=0, description="seconds after which this run starts no new trial")
-    sampler: Literal["tpe", "random"] = "tpe"
-    startup_trials: int = Field(5, ge=0, le=10_000, description="tpe: random trials before the model guides the search")
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    pruner_startup_trials: int = Field(3, ge=0, le=10_000, description="median: finished trials before any is pruned")
-    pruner_warmup_epochs: int = Field(1, ge=0, le=10_000, description="no trial is pruned during its first n epochs")
-    seed: Seed = 0
-    metric: TuneMetric | None = Field(
-        None, description="null: val_char_accuracy (plates) / val_accuracy (classification)")
-    epochs: int | None = Field(3, ge=1, le=10_000, description="per trial; null: train.epochs")
-    finetune_epochs: int | None = Field(3, ge=0, le=10_000, description="per trial; null: train.finetune_epochs")
-    search: SearchSpace = Field(default_factory=SearchSpace)
-    output: str = Field("tune/best_params.yaml", min_length=1)
-
-    @field_validator("storage")
-    @classmethod
-    def _check_storage(cls, value):
-        if value is not None:
-            from sqlalchemy.engine import make_url
-            from sqlalchemy.exc import ArgumentError
-
-            try:
-                make_url(value)
-            except ArgumentError:
-                raise ValueError(f"not a database URL: {value!r} (e.g. sqlite:///tune/optuna.db, "
-                                 "postgresql://user:password@host/db)") from None
-        return value
-
-
-def _describe_tune_error(error: dict[str, Any]) -> str:
-    loc = ("tune", *error["loc"])
-    key = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
-    if error["type"] == "extra_forbidden":
-        owner: type[Section] = TuneConfig
-        for part in error["loc"][:-1]:
-            owner = SearchSpace if part == "search" else owner
-        close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else f" (known keys: {', '.join(owner.model_fields)})"
-        return f"{key}: unknown key{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error" or "input" not in error:
-        return f"{key}: {message}"
-    return f"{key}: {message} (got {error['input']!r})"
-
-
-def parse_tune_config(raw: dict[str, Any] | None, source: str = DEFAULT_PARAMS_FILE) -> TuneConfig:
-    """Validate the ``tune`` section alone; one TransferlabError naming every bad key."""
-    try:
-        return TuneConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        lines = [_describe_tune_error(e) for e in exc.errors()]
-        raise TransferlabError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
-
-
 def load_tune_params(path: str | Path = DEFAULT_PARAMS_FILE) -> tuple[Params, TuneConfig]:
-    """params.yaml and its ``tune`` section (whether or not Params declares ``tune`` yet)."""
-    if "tune" in Params.model_fields:
-        params = load_params(path)
-        return params, params.tune
-    path = Path(path)
-    if not path.is_file():
-        raise TransferlabError(f"{path}: parameters file not found (run from the project root)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise TransferlabError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise TransferlabError(f"{path}: expected a mapping of sections at the top level")
-    tune_raw = raw.pop("tune", None)
-    return parse_params(raw, str(path)), parse_tune_config(tune_raw, str(path))
+    """params.yaml and its ``tune`` section."""
+    params = load_params(path)
+    return params, params.tune
 
 
 def _config_of(params: Params, cfg: TuneConfig | None) -> TuneConfig:
-    return cfg or getattr(params, "tune", None) or TuneConfig()
+    return cfg or params.tune
 
 
 def storage_url(cfg: TuneConfig, root: Path) -> str:
@@ -328,6 +201,9 @@ def check_search_space(params: Params, cfg: TuneConfig, blocks: dict[str, int]) 
         if "finetune" not in (cfg.search.strategy or [params.train.strategy]):
             notes.append(f"train.strategy is {params.train.strategy}: tune.search.unfreeze_depth has no effect "
                          "(it only applies to finetune)")
+    if cfg.search.augment_strength is not None and params.augment.copies == 0:
+        notes.append("augment.copies is 0: trials (and the winner's parameters) use augment.copies 1, "
+                     "or the searched strength would change nothing")
     return notes
 
 
@@ -335,7 +211,9 @@ def suggest(trial, cfg: TuneConfig, params: Params, blocks: dict[str, int]) -> d
     """The trial's values, keyed by the dotted params.yaml keys they set.
 
     Conditional: ``train.unfreeze_depth`` only when the strategy is finetune; pretrained
-    weights are impossible (forced false, not searched) for plain_cnn and for scratch.
+    weights are impossible (forced false, not searched) for plain_cnn and for scratch; with
+    ``augment.copies: 0`` a searched strength comes with ``augment.copies: 1`` (forced, and
+    part of the winner's parameters, so that it trains as the trials did).
     """
     search, values = cfg.search, {}
     if search.backbone:
@@ -351,6 +229,8 @@ def suggest(trial, cfg: TuneConfig, params: Params, blocks: dict[str, int]) -> d
         values[P_PRETRAINED] = False
     if search.augment_strength:
         values[P_STRENGTH] = trial.suggest_float(P_STRENGTH, *search.augment_strength)
+        if params.augment.copies == 0:  # no augmented copies: the strength would change nothing
+            values[P_COPIES] = 1
     if search.learning_rate:
         values[P_RATE] = trial.suggest_float(P_RATE, *search.learning_rate, log=True)
     if search.unfreeze_depth and strategy == "finetune":
@@ -382,7 +262,8 @@ def study_settings(params: Params, cfg: TuneConfig, fingerprints: dict[str, str]
     """
     base = trial_params(params, cfg, {}).model_dump()
     flat: dict[str, Any] = {"task": base["task"], "tune.metric": metric_name(params, cfg),
-                            "tune.search": json.dumps(cfg.search.model_dump(), sort_keys=True)}
+                            "tune.search": json.dumps(cfg.search.model_dump(), sort_keys=True),
+                            "tune.train_images": cfg.train_images, "tune.val_images": cfg.val_images}
     for section, keys in (("plates", None), ("data", ("image_height", "image_width")),
                           ("augment", ("strength", "copies", "seed")), ("train", None)):
         for key, value in base[section].items():
@@ -411,16 +292,27 @@ class TuneData:
     fingerprints: dict[str, str]
 
 
-def load_tune_data(params: Params) -> TuneData:
+def subset(count: int, size: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subset of ``size`` of ``count`` items (all of them for None)."""
+    if size is None or size >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
+
+
+def load_tune_data(params: Params, cfg: TuneConfig | None = None) -> TuneData:
+    """The training and validation splits (the study's seeded subsets of them); never the test split."""
     from transferlab.split import load_split, read_meta
     from transferlab.train import one_hot
 
+    cfg = _config_of(params, cfg)
     meta = read_meta(params.split.output)
     train, val = load_split(params.split.output, "train"), load_split(params.split.output, "val")
+    picked_train = subset(len(train.labels), cfg.train_images, cfg.seed)
+    picked_val = subset(len(val.labels), cfg.val_images, cfg.seed + 1)
     classes = meta["classes"]
     return TuneData(
-        images=np.asarray(train.images), labels=np.asarray(train.labels),
-        x_val=np.asarray(val.images), y_val=one_hot(val.labels, len(classes)),
+        images=np.asarray(train.images[picked_train]), labels=np.asarray(train.labels[picked_train]),
+        x_val=np.asarray(val.images[picked_val]), y_val=one_hot(val.labels[picked_val], len(classes)),
         task=meta["task"], classes=classes, slots=train.labels.shape[1] if train.labels.ndim == 2 else 1,
         fingerprints={name: meta["fingerprints"][name] for name in ("train", "val")},
     )
@@ -435,6 +327,78 @@ def training_data(params: Params, data: TuneData):
     return TrainingData(x_train=images, y_train=one_hot(labels, len(data.classes)), x_val=data.x_val,
                         y_val=data.y_val, task=data.task, classes=data.classes,
                         fingerprint=data.fingerprints["train"], slots=data.slots)
+
+
+_STOP_SIGNALS: list[int] = []  # signals received while a trial trains (see _stop_at_safe_points)
+_SWALLOWED_INTERRUPTS: list[BaseException] = []
+
+
+@contextlib.contextmanager
+def _stop_at_safe_points() -> Iterator[None]:
+    """While a trial trains, Ctrl-C / SIGTERM stop it at the end of the current batch.
+
+    A KeyboardInterrupt raised at an arbitrary point inside TensorFlow (e.g. while it traces
+    a graph) leaves its graph stack corrupted and every later trial of the process failing,
+    or is dropped by Python when it lands in a garbage-collection callback. So the signal
+    is only recorded here: the pruning callback raises KeyboardInterrupt between two
+    batches, and the study loop before the next trial (a trial that finished meanwhile is
+    kept). A second signal stops at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        if _STOP_SIGNALS:
+            raise KeyboardInterrupt(f"received signal {signum} again")
+        _STOP_SIGNALS.append(signum)
+        print("tune: interrupted: stopping after this batch (send it again to stop at once)", file=sys.stderr,
+              flush=True)
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)]
+    previous = {s: signal.signal(s, handler) for s in handled}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextlib.contextmanager
+def _interrupts_not_lost() -> Iterator[None]:
+    """Keep a Ctrl-C/SIGTERM that Python had to drop.
+
+    The KeyboardInterrupt that a signal handler raises is only printed ("Exception ignored
+    in ...") when the signal lands in a garbage-collection callback, which TensorFlow runs
+    often; the study would then go on. Such interrupts are kept here and raised again at the
+    next trial (:func:`_raise_lost_interrupt`).
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _SWALLOWED_INTERRUPTS.append(unraisable.exc_value)
+        previous(unraisable)
+
+    _SWALLOWED_INTERRUPTS.clear()
+    _STOP_SIGNALS.clear()
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+        _SWALLOWED_INTERRUPTS.clear()
+        _STOP_SIGNALS.clear()
+
+
+def _raise_lost_interrupt() -> None:
+    """Stop here if a signal asked to (recorded while training, or dropped by Python)."""
+    if _STOP_SIGNALS:
+        raise KeyboardInterrupt(f"received signal {_STOP_SIGNALS[0]}")
+    if _SWALLOWED_INTERRUPTS:
+        exc = _SWALLOWED_INTERRUPTS[0]
+        _SWALLOWED_INTERRUPTS.clear()
+        raise KeyboardInterrupt(*exc.args)
 
 
 class TrialDiverged(Exception):
@@ -452,7 +416,11 @@ def _pruning_callback(trial, metric: str):
             super().__init__()
             self.trainer = None
 
+        def on_train_batch_end(self, batch, logs=None):
+            _raise_lost_interrupt()
+
         def on_epoch_end(self, epoch, logs=None):
+            _raise_lost_interrupt()
             logs = logs or {}
             if metric not in logs:
                 raise TransferlabError(f"tune.metric: {metric} is not among the epoch metrics ({', '.join(logs)})")
@@ -479,11 +447,11 @@ class TrialResult:
 def train_trial(params: Params, data: TuneData, trial, metric: str,
                 log_metric: Callable[[dict, int], None]) -> TrialResult:
     """Train one trial with the training stage's Trainer; its value is the validation metric."""
+    import keras
+
     from transferlab.backbones import build_backbone
     from transferlab.models import build_model
     from transferlab.train import Trainer, compile_model, evaluate_split, seed_everything
-
-    import keras
 
     started = time.monotonic()
     cfg = params.train
@@ -893,7 +861,7 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
     url = storage_url(cfg, root)
     metric = metric_name(params, cfg)
     direction = direction_of(metric)
-    data = load_tune_data(params)
+    data = load_tune_data(params, cfg)
     blocks = block_counts(params, cfg)
     for note in check_search_space(params, cfg, blocks):
         print(f"tune: note: {note}")
@@ -945,7 +913,8 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
                 mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=step)
 
             try:
-                result = train_trial(p, data, trial, metric, log_metric)
+                with _stop_at_safe_points():
+                    result = train_trial(p, data, trial, metric, log_metric)
             except optuna.TrialPruned as exc:
                 mlflow.set_tag("optuna_state", "PRUNED")
                 pruned = exc
@@ -965,9 +934,10 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
 
     started = time.monotonic()
     ran, failures_in_row, durations = 0, 0, []
-    with parent_run(params, cfg, study, url) as parent:
+    with _interrupts_not_lost(), parent_run(params, cfg, study, url) as parent:
         mlflow.set_tag("optuna_storage", shown_url(url))
         while True:
+            _raise_lost_interrupt()
             fail_orphaned_trials(study, worker)
             counts = count_trials(study)
             if counts.finished + counts.running >= cfg.n_trials:
