@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from transferlab.config import DEFAULT_PARAMS_FILE, Params, TuneConfig, load_params, parse_params
+from transferlab.config import DEFAULT_PARAMS_FILE, Params, SearchSpace, TuneConfig, load_params, parse_params
 from transferlab.errors import TransferlabError
 
 METRICS_FILE = "metrics/tune.json"
