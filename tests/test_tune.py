@@ -199,6 +199,10 @@ def test_optional_dimensions_strategy_backbone_pretrained(project):
     # unfreeze_depth only matters when fine-tuning
     assert "train.unfreeze_depth" not in values(**{"train.backbone": "mobilenet_v2", "train.strategy": "frozen",
                                                    "train.pretrained": False})
+    only_finetune = config(search={"strategy": ["finetune"], "unfreeze_depth": [0, "all"], "augment_strength": None,
+                                   "learning_rate": None})
+    assert tune.suggest(optuna.trial.FixedTrial({"train.unfreeze_depth": 3}), only_finetune, params, blocks) == {
+        "train.strategy": "finetune", "train.unfreeze_depth": 3}  # one choice: set, not searched
     trial = tune.trial_params(params, cfg, values(**{"train.backbone": "plain_cnn", "train.strategy": "frozen"}))
     assert (trial.train.backbone, trial.train.strategy, trial.train.pretrained) == ("plain_cnn", "frozen", False)
     assert tune.exp_run_command({"train.pretrained": False, "train.learning_rate": 0.000123456789}) == \

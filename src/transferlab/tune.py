@@ -207,6 +207,12 @@ def check_search_space(params: Params, cfg: TuneConfig, blocks: dict[str, int]) 
     return notes
 
 
+def _choose(trial, key: str, choices: list) -> Any:
+    """One of ``choices``; a single choice is set, not searched (Optuna's plots and
+    importances have nothing to say about a parameter that never varies)."""
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(key, choices)
+
+
 def suggest(trial, cfg: TuneConfig, params: Params, blocks: dict[str, int]) -> dict[str, Any]:
     """The trial's values, keyed by the dotted params.yaml keys they set.
 
@@ -217,14 +223,14 @@ def suggest(trial, cfg: TuneConfig, params: Params, blocks: dict[str, int]) -> d
     """
     search, values = cfg.search, {}
     if search.backbone:
-        values[P_BACKBONE] = trial.suggest_categorical(P_BACKBONE, search.backbone)
+        values[P_BACKBONE] = _choose(trial, P_BACKBONE, search.backbone)
     backbone = values.get(P_BACKBONE, params.train.backbone)
     if search.strategy:
-        values[P_STRATEGY] = trial.suggest_categorical(P_STRATEGY, search.strategy)
+        values[P_STRATEGY] = _choose(trial, P_STRATEGY, search.strategy)
     strategy = values.get(P_STRATEGY, params.train.strategy)
     can_pretrain = backbone != "plain_cnn" and strategy != "scratch"
     if search.pretrained and can_pretrain:
-        values[P_PRETRAINED] = trial.suggest_categorical(P_PRETRAINED, search.pretrained)
+        values[P_PRETRAINED] = _choose(trial, P_PRETRAINED, search.pretrained)
     elif not can_pretrain and (search.pretrained or params.train.pretrained):
         values[P_PRETRAINED] = False
     if search.augment_strength:
