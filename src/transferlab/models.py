@@ -139,12 +139,6 @@ def set_backbone_trainable(backbone: Backbone, unfrozen_blocks: int, bn_trainabl
             layer.trainable = bn_trainable or not isinstance(layer, layers.BatchNormalization)
 
 
-def set_all_trainable(model: keras.Model) -> None:
-    model.trainable = True
-    for layer in model._flatten_layers(include_self=False):  # nested backbone layers too
-        layer.trainable = True
-
-
 def count_trainable(model: keras.Model) -> int:
     """Number of trainable scalar weights (what a strategy really trains)."""
     return int(sum(ops.size(w) for w in model.trainable_weights))
