@@ -7,9 +7,11 @@ probabilities), so a batch-averaging artefact can never creep in.
 Conventions, the same everywhere:
 - Plates: ``true`` is int (N, slots), ``probs`` is float (N, slots, K) (softmax per slot),
   ``symbols`` maps class index -> character. When plates vary in length the pad symbol is
-  one more class (the last one, see ``PlateCodec.symbols``); a pad slot counts as a
-  character slot for character accuracy (predicting "no character here" is part of
-  reading the plate), exactly like the ``CharAccuracy`` metric used in training.
+  one more class (the last one, see ``PlateCodec.symbols``). Character accuracy counts the
+  plates' real characters only (pad slots left out), exactly like the ``CharAccuracy``
+  metric used in training: most slots of short plates are pads, and predicting a pad
+  where a pad belongs would otherwise make an unreadable model look good. The slot
+  figure (every slot, pads included) is reported as ``slot_accuracy``, labelled as such.
 - Plate confidence = the product of the per-slot maximum probabilities: the probability
   the model gives to the whole predicted string if the heads are independent. It is low
   as soon as one character is doubtful, which is what a reader of the plate cares about.
@@ -63,8 +65,16 @@ def plate_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
     return _mean(np.all(true == pred, axis=-1)) if true.size else 0.0
 
 
-def char_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
-    """Share of character slots that are right, over all slots of all plates."""
+def char_accuracy(true: np.ndarray, pred: np.ndarray, pad_index: int | None = None) -> float:
+    """Share of the plates' real characters that are right (slots whose true symbol is a pad
+    are left out; with ``pad_index`` None every slot is a character)."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    counted = np.ones(true.shape, bool) if pad_index is None else true != pad_index
+    return _mean((true == pred)[counted])
+
+
+def slot_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
+    """Share of slots that are right, pad slots included (the per-slot figure, labelled as such)."""
     return _mean(np.asarray(true) == np.asarray(pred))
 
 
@@ -161,6 +171,7 @@ class PlateReport:
     char_accuracy: float
     top3_char_accuracy: float
     length_accuracy: float | None  # None when all plates have the full length (no pad class)
+    slot_accuracy: float | None  # every slot, pads included; None without a pad class (= char_accuracy)
     per_slot_accuracy: list[float]
     confidence_right_mean: float
     confidence_wrong_mean: float
@@ -187,6 +198,8 @@ class PlateReport:
         }
         if self.length_accuracy is not None:
             values["length_accuracy"] = self.length_accuracy
+        if self.slot_accuracy is not None:
+            values["slot_accuracy"] = self.slot_accuracy
         for slot, accuracy in enumerate(self.per_slot_accuracy, start=1):
             values[f"slot_{slot}_accuracy"] = accuracy
         return {prefix + k: float(v) for k, v in values.items()}
@@ -205,9 +218,10 @@ def plate_report(true: np.ndarray, probs: np.ndarray, symbols: str, pad_char: st
     return PlateReport(
         images=len(true),
         plate_accuracy=plate_accuracy(true, pred),
-        char_accuracy=char_accuracy(true, pred),
+        char_accuracy=char_accuracy(true, pred, pad_index),
         top3_char_accuracy=top_k_accuracy(true, probs, TOP_K),
         length_accuracy=length_accuracy(true, pred, pad_index) if pad_index is not None else None,
+        slot_accuracy=slot_accuracy(true, pred) if pad_index is not None else None,
         per_slot_accuracy=per_slot_accuracy(true, pred).tolist(),
         confidence_right_mean=_mean(confidence[correct]),
         confidence_wrong_mean=_mean(confidence[~correct]),

@@ -46,20 +46,26 @@ class PlateAccuracy(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="transferlab")
 class CharAccuracy(PlateAccuracy):
-    """Share of character slots that are right, counted per character over the epoch."""
+    """Share of the plates' real characters that are right, counted per character over the epoch.
 
-    def __init__(self, name: str = "char_accuracy", **kwargs):
+    With variable-length plates (``pad_index`` set) pad slots are left out: a model that
+    predicts pads where pads belong would otherwise score well without reading anything.
+    """
+
+    def __init__(self, name: str = "char_accuracy", pad_index: int | None = None, **kwargs):
         super().__init__(name=name, **kwargs)
+        self.pad_index = pad_index
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        slot_right = ops.equal(ops.argmax(y_true, axis=-1), ops.argmax(y_pred, axis=-1))
-        self.correct.assign_add(ops.sum(ops.cast(slot_right, "float32")))
-        self.total.assign_add(ops.cast(ops.size(slot_right), "float32"))
+        true = ops.argmax(y_true, axis=-1)
+        slot_right = ops.cast(ops.equal(true, ops.argmax(y_pred, axis=-1)), "float32")
+        counted = ops.ones_like(slot_right) if self.pad_index is None else \
+            ops.cast(ops.not_equal(true, self.pad_index), "float32")
+        self.correct.assign_add(ops.sum(slot_right * counted))
+        self.total.assign_add(ops.sum(counted))
 
-
-def monitored_metric(task: str) -> str:
-    """The validation metric that picks the best epoch and stops training early."""
-    return "val_plate_accuracy" if task == "plates" else "val_accuracy"
+    def get_config(self):
+        return {**super().get_config(), "pad_index": self.pad_index}
 
 
 def pool_features(feature_map, pooling: str, units: int):
