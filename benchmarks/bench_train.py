@@ -25,7 +25,8 @@ from transferlab.config import load_params, parse_params
 from transferlab.models import build_model
 from transferlab.synth import render_sample
 from transferlab.plates import PlateCodec
-from transferlab.train import Trainer, TrainingData, compile_model, evaluate_split, one_hot, seed_everything
+from transferlab.data import ArrayData
+from transferlab.engine import Trainer, compile_model, one_hot, score_model, seed_everything
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -40,21 +41,21 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self.started)
 
 
-def synthetic_data(params, count: int) -> TrainingData:
+def synthetic_data(params, count: int) -> ArrayData:
     codec = PlateCodec.from_config(params.plates)
     samples = [render_sample(params.generate, params.plates.alphabet, i) for i in range(count)]
     images = np.stack([image for _, image in samples])
-    labels = one_hot(codec.encode_many([text for text, _ in samples]), codec.num_classes)
+    labels = codec.encode_many([text for text, _ in samples])
     n_val = count // 5
-    return TrainingData(images[n_val:], labels[n_val:], images[:n_val], labels[:n_val], "plates",
-                        list(codec.symbols), "benchmark", slots=codec.slots)
+    return ArrayData(images[n_val:], labels[n_val:], images[:n_val], labels[:n_val], "plates",
+                     list(codec.symbols), "benchmark")
 
 
-def fresh_model(params, data: TrainingData):
+def fresh_model(params, data: ArrayData):
     seed_everything(params.train.seed)
     cfg = params.train
     backbone = build_backbone(cfg.backbone, (params.data.image_height, params.data.image_width, 3), cfg.pretrained)
-    model = build_model(backbone, "plates", data.slots, len(data.classes), cfg.head_units, cfg.dropout, cfg.head_pooling)
+    model = build_model(backbone, "plates", data.slots, data.num_classes, cfg.head_units, cfg.dropout, cfg.head_pooling)
     return backbone, model
 
 
@@ -63,39 +64,40 @@ def steady_throughput(timer: EpochTimer, images: int) -> float:
     return images * len(steady) / sum(steady)
 
 
-def plain_fit_throughput(params, data: TrainingData, epochs: int) -> float:
+def plain_fit_throughput(params, data: ArrayData, epochs: int) -> float:
     _, model = fresh_model(params, data)
-    compile_model(model, "plates", params.train.learning_rate, 0.0)
+    compile_model(model, data, params.train.learning_rate, 0.0)
     timer = EpochTimer()
-    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+    k = data.num_classes
+    model.fit(data.x_train, one_hot(data.y_train, k), validation_data=(data.x_val, one_hot(data.y_val, k)), epochs=epochs,
               batch_size=params.train.batch_size, shuffle=True, verbose=0, callbacks=[timer])
     return steady_throughput(timer, len(data.x_train))
 
 
-def stage_throughput(params, data: TrainingData, epochs: int) -> float:
-    _, model = fresh_model(params, data)
+def stage_throughput(params, data: ArrayData, epochs: int) -> float:
+    backbone, model = fresh_model(params, data)
     with tempfile.TemporaryDirectory() as backups:
-        trainer = Trainer(params, data, model, lambda logs, step: None, Path(backups))
+        trainer = Trainer(params, data, model, backbone, lambda logs, step: None, Path(backups), verbose=False)
         timer = EpochTimer()
         original = trainer.callbacks
         trainer.callbacks = lambda *a: [*original(*a), timer]
-        trainer.fit(model, "all", epochs, params.train.learning_rate, data.x_train, data.x_val, "val_plate_accuracy")
+        trainer.fit(model, "all", epochs, params.train.learning_rate, data.x_train, data.x_val)
     return steady_throughput(timer, len(data.x_train))
 
 
-def pipeline_overhead(params, data: TrainingData, epochs: int, rounds: int = 2) -> None:
+def pipeline_overhead(params, data: ArrayData, epochs: int, rounds: int = 2) -> None:
     """Alternate the two (plain, stage, plain, stage ...) and keep each one's best round, so a
     burst of load from another process cannot decide the ratio."""
     plain, stage = [], []
     for _ in range(rounds):
         plain.append(plain_fit_throughput(params, data, epochs))
         stage.append(stage_throughput(params, data, epochs))
-    print(f"[pipeline] plain model.fit: {max(plain):.1f} images/s; stage Trainer: {max(stage):.1f} images/s; "
+    print(f"[pipeline] plain model.fit: {max(plain):.1f} images/s; engine Trainer: {max(stage):.1f} images/s; "
           f"ratio {max(stage) / max(plain):.3f} (target >= 0.95); rounds: plain {[round(v) for v in plain]}, "
           f"stage {[round(v) for v in stage]}")
 
 
-def frozen_speedup(params, data: TrainingData, epochs: int) -> None:
+def frozen_speedup(params, data: ArrayData, epochs: int) -> None:
     results = {}
     for cached in (True, False):
         p = params.model_copy(deep=True)
@@ -104,10 +106,9 @@ def frozen_speedup(params, data: TrainingData, epochs: int) -> None:
         backbone, model = fresh_model(p, data)
         with tempfile.TemporaryDirectory() as backups:
             started = time.perf_counter()
-            Trainer(p, data, model, lambda logs, step: None, Path(backups)).run(backbone)
+            Trainer(p, data, model, backbone, lambda logs, step: None, Path(backups), verbose=False).run()
             seconds = time.perf_counter() - started
-        compile_model(model, "plates", p.train.learning_rate, 0.0)
-        metrics = evaluate_split(model, data.x_val, data.y_val, p.train.batch_size)
+        metrics = score_model(model, data, data.x_val, data.y_val, p.train.batch_size)
         results[cached] = seconds
         print(f"[frozen] {'cached features' if cached else 'backbone every epoch'}: {seconds:.1f}s for {epochs} epochs; "
               f"val char accuracy {metrics['char_accuracy']:.4f}, val loss {metrics['loss']:.4f}")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from transferlab import augment, split, tracking, train
+from transferlab import augment, engine, split, tracking, train
 from transferlab.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
@@ -104,7 +104,7 @@ def test_a_crash_marks_the_run_failed_and_writes_no_model(project, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(train.Trainer, "run", explode)
+    monkeypatch.setattr(engine.Trainer, "run", explode)
     with pytest.raises(RuntimeError):
         train.run(params_for(project))
     runs = mlflow.search_runs(experiment_names=["transferlab"])
@@ -126,7 +126,7 @@ def test_init_from_copies_an_earlier_model(project):
     earlier = keras.models.load_model(project / "models/model.keras")
     backbone = build_backbone("plain_cnn", SHAPE, pretrained=False)
     model = build_model(backbone, "plates", 7, 35, 16, 0.2)
-    assert train.initialise_from(model, str(project / "models/model.keras")) > 0
+    assert engine.initialise_from(model, str(project / "models/model.keras")) > 0
     probe = np.random.default_rng(1).uniform(0, 255, (2, *SHAPE)).astype("float32")
     assert np.allclose(model.predict(probe, verbose=0), earlier.predict(probe, verbose=0), atol=1e-5)
 

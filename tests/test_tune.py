@@ -77,7 +77,7 @@ def config(name="transferlab", **settings):
 def fake_train_trial(params, data, trial, metric, log_metric):
     """Stands in for training: a smooth score of the trial's values, reported per epoch through
     the real pruning callback (so pruning and curves work as with Keras)."""
-    assert len(data.x_val) and len(data.images)
+    assert len(data.x_val) and len(data.x_train)
     value = 1.0 - abs(params.augment.strength - 0.3) - abs(math.log10(params.train.learning_rate) + 3) / 10
     pruning = tune._pruning_callback(trial, metric)
     pruning.trainer = SimpleNamespace(epochs_done=0, total_epochs=params.train.epochs)
@@ -217,10 +217,10 @@ def test_trials_use_seeded_subsets_and_augmented_copies_the_winner_can_reproduce
     assert values == {"augment.strength": 0.4, "augment.copies": 1, "train.learning_rate": 1e-3}
     assert any("augment.copies is 0" in note for note in tune.check_search_space(no_copies, cfg, {"x": 18}))
     data = tune.load_tune_data(no_copies, cfg)
-    assert (len(data.images), len(data.x_val)) == (10, 4)
+    assert (len(data.x_train), len(data.x_val)) == (10, 4)
     again = tune.load_tune_data(no_copies, cfg)
-    assert (data.images == again.images).all() and (data.x_val == again.x_val).all()  # the same subset every run
-    trial = tune.training_data(tune.trial_params(no_copies, cfg, values), data)
+    assert (data.x_train == again.x_train).all() and (data.x_val == again.x_val).all()  # the same subset every run
+    trial = data.augmented(tune.trial_params(no_copies, cfg, values).augment)
     assert len(trial.x_train) == 2 * 10  # originals + one augmented copy, in memory
 
 

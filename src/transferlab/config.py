@@ -197,6 +197,8 @@ class StudyConfig(Section):
     train_sizes: list[TrainSize] = Field(default_factory=lambda: [100],
                                               description="data-size curve: other training-set sizes")
     size_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2])
+    folds: int = Field(3, ge=0, le=20, description="k-fold cross-validation over train + validation: repetition r "
+                       "(the r-th seed) validates on fold r mod k, so intervals include the split's variance; 0: off")
     train_size: int = Field(400, ge=0, description="training images per variant (seeded subset; 0: all)")
     val_size: int = Field(200, ge=0, description="validation images (fixed subset; 0: all)")
     test_size: int = Field(400, ge=0, description="test images (fixed subset; 0: all)")
@@ -222,6 +224,8 @@ class StudyConfig(Section):
             raise ValueError("backbone plain_cnn has no pretrained weights: only the scratch arm can run")
         if self.backbone == "plain_cnn" and self.train_sizes:
             raise ValueError("backbone plain_cnn has no pretrained arm for the data-size curve: set train_sizes: []")
+        if self.folds == 1:
+            raise ValueError("folds: 1 fold leaves nothing to train on (use 0 for no cross-validation, or >= 2)")
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.size_seeds)) != len(self.size_seeds):
             raise ValueError("seeds must not repeat")
         return self

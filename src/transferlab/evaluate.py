@@ -175,6 +175,9 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
     test = scalars[f"{PREFIX}{name}"]
     train, val = train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}")
     lines = [f"test {name.replace('_', ' ')}: {test:.3f} on {n_test} images (± {sampling_error(test, n_test):.3f} standard error)"]
+    if "kept_epoch" in train_metrics:
+        lines.append(f"kept epoch {train_metrics['kept_epoch']} of {train_metrics.get('epochs', '?')} "
+                     f"(selected on {train_metrics.get('monitor', '?')}): {train_metrics.get('selection', '')}")
     if train is None or val is None:
         lines.append(f"no training metrics ({TRAIN_METRICS_FILE}): gaps not computed")
     else:

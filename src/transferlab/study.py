@@ -134,92 +134,56 @@ def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerpri
 # --------------------------------------------------------------------------- data
 
 
-@dataclass
-class StudyData:
-    """The prepared split at the study's image size; train is the full split (subsets per variant)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    task: str
-    classes: list[str]
-    fingerprint: str
-
-    @property
-    def slots(self) -> int:
-        return self.y_train.shape[1] if self.y_train.ndim == 2 else 1
-
-
-def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    import cv2
-
-    images = np.asarray(images)
-    if images.shape[1:3] == (height, width):
-        return np.ascontiguousarray(images)
-    return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]) \
-        if len(images) else np.zeros((0, height, width, 3), np.uint8)
-
-
-def _fixed_subset(n: int, size: int) -> np.ndarray:
-    """The same subset for every variant (validation, test)."""
-    if not size or size >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(12345).permutation(n)[:size])
-
-
 def train_subset(n: int, size: int, seed: int) -> np.ndarray:
     """Indices of the seeded training subset (same seed and size: same images in every arm)."""
-    if not size or size >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng([seed, size]).permutation(n)[:size])
+    from transferlab.data import seeded_subset
+
+    return seeded_subset(n, size, seed)
 
 
-def load_study_data(params: Params, study: StudyConfig) -> StudyData:
-    from transferlab.split import load_split, read_meta
+def load_study_data(params: Params, study: StudyConfig):
+    """The prepared split at the study's image size; fixed validation and test subsets (the
+    same for every variant), the whole training split (subsets per variant)."""
+    from transferlab.data import load_prepared
 
-    meta = read_meta(params.split.output)
-    if meta["task"] != params.task:
-        raise TransferlabError(f"{params.split.output} holds a {meta['task']} split but task is {params.task}: "
-                               "run the split stage again (dvc repro split)")
-    parts = {}
-    for name, size in (("train", 0), ("val", study.val_size), ("test", study.test_size)):
-        split = load_split(params.split.output, name)
-        keep = _fixed_subset(len(split.labels), size)
-        parts[name] = (resize_images(np.asarray(split.images)[keep], study.image_height, study.image_width),
-                       np.asarray(split.labels)[keep])
-    return StudyData(*parts["train"], *parts["val"], *parts["test"], task=meta["task"], classes=list(meta["classes"]),
-                     fingerprint=meta["fingerprints"]["train"])
+    data = load_prepared(params, test=True)
+    val = np.sort(np.random.default_rng(12345).permutation(len(data.y_val))[:study.val_size]) \
+        if study.val_size and study.val_size < len(data.y_val) else np.arange(len(data.y_val))
+    test = np.sort(np.random.default_rng(12345).permutation(len(data.y_test))[:study.test_size]) \
+        if study.test_size and study.test_size < len(data.y_test) else np.arange(len(data.y_test))
+    data = data.replace(x_val=data.x_val[val], y_val=data.y_val[val], x_test=data.x_test[test], y_test=data.y_test[test])
+    return data.resized(study.image_height, study.image_width)
+
+
+def fold_of(study: StudyConfig, variant: Variant) -> int | None:
+    """The cross-validation fold of a variant: its repetition's position among the seeds."""
+    if study.folds < 2:
+        return None
+    seeds = study.size_seeds if variant.group == "sizes" else study.seeds
+    return seeds.index(variant.seed) % study.folds
+
+
+def variant_data(data, study: StudyConfig, variant: Variant):
+    """The variant's training and validation arrays: its fold (when ``study.folds`` is set),
+    then its seeded training subset."""
+    fold = fold_of(study, variant)
+    if fold is not None:
+        data = data.fold(fold, study.folds, seed=0)
+    return data.subset(variant.train_size, variant.seed)
 
 
 # --------------------------------------------------------------------------- one variant
 
 
-def score(task: str, params: Params, classes: list[str], labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """Test metrics of predicted probabilities (plate_report / classification_report scalars)."""
-    from transferlab import metrics
-
-    if task == "plates":
-        pad = params.plates.pad_char if params.plates.variable_length else None
-        report = metrics.plate_report(labels, probs, "".join(classes), pad, confusions=0)
-        values = report.scalars()
-    else:
-        report = metrics.classification_report(labels, probs, classes, confusions=0)
-        values = report.scalars()
-    keep = ("plate_accuracy", "char_accuracy", "accuracy", "macro_f1", "loss")
-    return {k: float(v) for k, v in values.items() if k in keep}
-
-
-def _probe_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant, idx: np.ndarray,
-                   log_metric) -> tuple[dict, pd.DataFrame]:
+def _probe_variant(params: Params, study: StudyConfig, data, variant: Variant, log_metric) -> tuple[dict, pd.DataFrame]:
     """Linear probe on ImageNet features, and (for the domain gap) on random-init features."""
-    from transferlab import probe
-    from transferlab.augment import augmented_training_set
+    from transferlab import engine, probe
+    from transferlab.augment import augment_images
 
     result: dict = {}
-    x, y = data.x_train[idx], data.y_train[idx]
+    train = variant_data(data, study, variant)
+    cached_ok = variant.augment == 0 and fold_of(study, variant) is None
+    idx = train_subset(len(data.y_train), variant.train_size, variant.seed)
     extractors: dict = {}
 
     def extractor(pretrained: bool):
@@ -229,82 +193,70 @@ def _probe_variant(params: Params, study: StudyConfig, data: StudyData, variant:
 
     for pretrained in (True, False):
         cached = probe.feature_dir(Path(study.output) / "features", study.backbone, pretrained)
-        if variant.augment > 0 or not (cached / "train.npy").is_file():
-            images, labels, _ = augmented_training_set(x, y, variant_params(params, study, variant).augment)
-            f_train, y_fit = probe.pooled_features(extractor(pretrained), images), labels
-            f_test = probe.pooled_features(extractor(pretrained), data.x_test)
-        else:
-            f_train, y_fit = probe.load_features(cached.parent, study.backbone, pretrained, "train")[idx], y
+        if cached_ok and (cached / "train.npy").is_file():
+            f_train, y_fit = probe.load_features(cached.parent, study.backbone, pretrained, "train")[idx], train.y_train
             f_test = probe.load_features(cached.parent, study.backbone, pretrained, "test")
+        else:
+            fitted = train.augmented(variant_params(params, study, variant).augment)
+            f_train, y_fit = probe.pooled_features(extractor(pretrained), fitted.x_train), fitted.y_train
+            f_test = probe.pooled_features(extractor(pretrained), data.x_test)
         started = time.monotonic()
-        model = probe.LinearProbe(len(data.classes), kind=study.probe, c=study.probe_c).fit(f_train, y_fit)
-        scores = score(data.task, params, data.classes, data.y_test, model.predict_proba(f_test))
+        model = probe.LinearProbe(data.num_classes, kind=study.probe, c=study.probe_c).fit(f_train, y_fit)
+        scores = engine.score(data, data.y_test, model.predict_proba(f_test))
         prefix = "test_" if pretrained else "random_test_"
         result.update({prefix + k: v for k, v in scores.items()})
         if pretrained:
             result["train_seconds"] = round(time.monotonic() - started, 2)
             for strength in sorted({s for s in study.augment_strengths if s > 0}):
-                from transferlab.augment import augment_images
-
                 aug = probe.pooled_features(extractor(True), augment_images(data.x_test, strength, seed=0))
-                aug_scores = score(data.task, params, data.classes, data.y_test, model.predict_proba(aug))
-                result.update({f"test_aug{strength:g}_{k}": v for k, v in aug_scores.items()})
+                result.update({f"test_aug{strength:g}_{k}": v
+                               for k, v in engine.score(data, data.y_test, model.predict_proba(aug)).items()})
     log_metric({k: v for k, v in result.items() if isinstance(v, float)}, 0)
     result.update({"epochs": 0, "trainable_bn": 0, "total_bn": 0})
     return result, pd.DataFrame()
 
 
-def _keras_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant, idx: np.ndarray,
-                   log_metric) -> tuple[dict, pd.DataFrame]:
-    import keras
-
-    from transferlab.augment import augment_images, augmented_training_set
-    from transferlab.backbones import build_backbone
+def _keras_variant(params: Params, study: StudyConfig, data, variant: Variant, log_metric) -> tuple[dict, pd.DataFrame]:
+    """Train through the engine (the train stage's own), then score the kept weights on the test set."""
+    from transferlab import engine
+    from transferlab.augment import augment_images
     from transferlab.diagnostics import trainable_batchnorm_layers
-    from transferlab.models import build_model, count_trainable
-    from transferlab.train import Trainer, TrainingData, one_hot, seed_everything
+    from transferlab.models import count_trainable
+    from transferlab.normalization import batchnorm_layers
 
     vparams = variant_params(params, study, variant)
     cfg = vparams.train
-    seed_everything(variant.seed)
-    images, labels, _ = augmented_training_set(data.x_train[idx], data.y_train[idx], vparams.augment)
-    k = len(data.classes)
-    training = TrainingData(x_train=images, y_train=one_hot(labels, k), x_val=data.x_val, y_val=one_hot(data.y_val, k),
-                            task=data.task, classes=data.classes, fingerprint=data.fingerprint, slots=data.slots)
-    backbone = build_backbone(cfg.backbone, images.shape[1:], cfg.pretrained)
-    model = build_model(backbone, data.task, data.slots, k, cfg.head_units, cfg.dropout, cfg.head_pooling)
-    trainer = Trainer(vparams, training, model, log_metric, backup_root=None)
-    started = time.monotonic()
-    trainer.run(backbone)
-    seconds = time.monotonic() - started
-    bn = [layer for layer in backbone.model._flatten_layers(include_self=False)
-          if isinstance(layer, keras.layers.BatchNormalization)]
-    result: dict = {"train_seconds": round(seconds, 1), "epochs": trainer.epochs_done,
-                    "trainable_weights": count_trainable(model),
+    train = variant_data(data, study, variant)
+    fitted = engine.fit(vparams, train.augmented(vparams.augment), log_metric, verbose=False)
+    model, backbone, selection = fitted.model, fitted.backbone, fitted.selection
+    result: dict = {"train_seconds": round(fitted.seconds, 1), "epochs": selection.epochs,
+                    "kept_epoch": selection.kept_epoch, "monitor": selection.monitor,
+                    "monitor_flat": selection.flat, "trainable_weights": count_trainable(model),
                     "trainable_bn": len(trainable_batchnorm_layers(backbone.model)) if cfg.strategy != "frozen" else 0,
-                    "total_bn": len(bn)}
-    probs = model.predict(data.x_test, batch_size=cfg.batch_size, verbose=0)
-    result.update({f"test_{k}": v for k, v in score(data.task, vparams, data.classes, data.y_test, probs).items()})
+                    "total_bn": len(batchnorm_layers(backbone.model))}
+    val = engine.score_model(model, train, train.x_val, train.y_val, cfg.batch_size)
+    result.update({f"val_{k}": v for k, v in val.items()})
+    result.update({f"test_{k}": v for k, v in
+                   engine.score_model(model, data, data.x_test, data.y_test, cfg.batch_size).items()})
     for strength in sorted({s for s in study.augment_strengths if s > 0}):
-        aug = model.predict(augment_images(data.x_test, strength, seed=0), batch_size=cfg.batch_size, verbose=0)
-        result.update({f"test_aug{strength:g}_{k}": v
-                       for k, v in score(data.task, vparams, data.classes, data.y_test, aug).items()})
-    return result, pd.DataFrame(trainer.history)
+        result.update({f"test_aug{strength:g}_{k}": v for k, v in engine.score_model(
+            model, data, augment_images(data.x_test, strength, seed=0), data.y_test, cfg.batch_size).items()})
+    return result, pd.DataFrame(fitted.history)
 
 
-def run_variant(params: Params, study: StudyConfig, data: StudyData, variant: Variant,
+def run_variant(params: Params, study: StudyConfig, data, variant: Variant,
                 folder: str | Path | None = None) -> dict:
     """Train and test one variant, as one MLflow run tagged with the study; write its folder
     (default ``variant.folder(study)``; DVC passes the output path it tracks)."""
     from transferlab import tracking
     from transferlab.diagnostics import check_preprocessing
 
-    idx = train_subset(len(data.y_train), variant.train_size, variant.seed)
+    n_train = len(variant_data(data, study, variant).y_train)
     vparams = variant_params(params, study, variant)
     tags = tracking.run_tags(fingerprint=data.fingerprint)
     tags.update({"study": study.name, "study_group": variant.group, "arm": variant.arm,
                  "pretrained": str(variant.pretrained), "augment_strength": f"{variant.augment:g}",
-                 "seed": str(variant.seed), "train_size": str(len(idx)), "backbone": study.backbone,
+                 "seed": str(variant.seed), "train_size": str(n_train), "fold": str(fold_of(study, variant)), "backbone": study.backbone,
                  "strategy": variant.arm, "stage": "study"})
     logged = {"study": {k: v for k, v in study.model_dump().items()}, "variant": variant.__dict__,
               "task": params.task, "train": vparams.train.model_dump(), "augment.strength": variant.augment}
@@ -316,9 +268,10 @@ def run_variant(params: Params, study: StudyConfig, data: StudyData, variant: Va
             mlflow.log_metrics(dict(logs), step=step)
 
         runner = _probe_variant if variant.arm == "probe" else _keras_variant
-        result, history = runner(params, study, data, variant, idx, log_metric)
+        result, history = runner(params, study, data, variant, log_metric)
         result.update({"group": variant.group, "arm": variant.arm, "pretrained": variant.pretrained,
-                       "augment": variant.augment, "train_size": int(len(idx)), "seed": variant.seed,
+                       "augment": variant.augment, "train_size": n_train, "seed": variant.seed,
+                       "fold": fold_of(study, variant),
                        "key": variant.key, "run_id": run.info.run_id, "backbone": study.backbone,
                        "batch_size": study.batch_size, "input_min": preprocessing.evidence["min"],
                        "input_max": preprocessing.evidence["max"],
@@ -354,7 +307,7 @@ def _progress(k: int, n: int, variant: Variant, result: dict | None, metric: str
 
 
 def run_variants(params: Params, study: StudyConfig, selected: list[Variant] | None = None,
-                 data: StudyData | None = None, folder: str | Path | None = None) -> list[dict]:
+                 data=None, folder: str | Path | None = None) -> list[dict]:
     """Run (or reuse) every selected variant, one progress line each."""
     grid = variants(study)
     selected = grid if selected is None else selected
@@ -380,7 +333,7 @@ def run_variants(params: Params, study: StudyConfig, selected: list[Variant] | N
     return results
 
 
-def compute_features(params: Params, study: StudyConfig, data: StudyData | None = None) -> dict:
+def compute_features(params: Params, study: StudyConfig, data=None) -> dict:
     """Cache pooled ImageNet and random-init features of the train and test splits (the probe's input)."""
     from transferlab import probe
 

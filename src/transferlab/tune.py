@@ -8,7 +8,7 @@ What a trial is
     A copy of params.yaml with the trial's values (``augment.strength``,
     ``train.learning_rate``, ``train.unfreeze_depth``; optionally ``train.strategy``,
     ``train.backbone``, ``train.pretrained``), validated like params.yaml, and trained by the
-    training stage's own :class:`~transferlab.train.Trainer` for ``tune.epochs`` (+
+    training engine (:func:`transferlab.engine.fit`, the train stage's own) for ``tune.epochs`` (+
     ``tune.finetune_epochs``). The training set is augmented in memory at the trial's
     strength exactly as the augment stage would (originals + ``augment.copies`` variants);
     nothing is written per trial. Trials train on a seeded subset of the training split
@@ -284,55 +284,22 @@ def study_settings(params: Params, cfg: TuneConfig, fingerprints: dict[str, str]
 # --------------------------------------------------------------------------- data and training
 
 
-@dataclass
-class TuneData:
-    """The training split (originals, augmented per trial) and the validation split. No test."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    task: str
-    classes: list[str]
-    slots: int
-    fingerprints: dict[str, str]
-
-
-def subset(count: int, size: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded subset of ``size`` of ``count`` items (all of them for None)."""
-    if size is None or size >= count:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
-
-
-def load_tune_data(params: Params, cfg: TuneConfig | None = None) -> TuneData:
+def load_tune_data(params: Params, cfg: TuneConfig | None = None):
     """The training and validation splits (the study's seeded subsets of them); never the test split."""
-    from transferlab.split import load_split, read_meta
-    from transferlab.train import one_hot
+    from transferlab.data import load_prepared, seeded_subset
 
     cfg = _config_of(params, cfg)
-    meta = read_meta(params.split.output)
-    train, val = load_split(params.split.output, "train"), load_split(params.split.output, "val")
-    picked_train = subset(len(train.labels), cfg.train_images, cfg.seed)
-    picked_val = subset(len(val.labels), cfg.val_images, cfg.seed + 1)
-    classes = meta["classes"]
-    return TuneData(
-        images=np.asarray(train.images[picked_train]), labels=np.asarray(train.labels[picked_train]),
-        x_val=np.asarray(val.images[picked_val]), y_val=one_hot(val.labels[picked_val], len(classes)),
-        task=meta["task"], classes=classes, slots=train.labels.shape[1] if train.labels.ndim == 2 else 1,
-        fingerprints={name: meta["fingerprints"][name] for name in ("train", "val")},
-    )
+    data = load_prepared(params).subset(cfg.train_images, cfg.seed)
+    picked_val = seeded_subset(len(data.y_val), cfg.val_images, cfg.seed + 1)
+    return data.replace(x_val=data.x_val[picked_val], y_val=data.y_val[picked_val])
 
 
-def training_data(params: Params, data: TuneData):
-    """The trial's training set, augmented in memory exactly as the augment stage would."""
-    from transferlab.augment import augmented_training_set
-    from transferlab.train import TrainingData, one_hot
+def data_fingerprints(params: Params) -> dict[str, str]:
+    """Content hashes of the training and validation splits: a study is tied to its data."""
+    from transferlab.split import read_meta
 
-    images, labels, _ = augmented_training_set(data.images, data.labels, params.augment)
-    return TrainingData(x_train=images, y_train=one_hot(labels, len(data.classes)), x_val=data.x_val,
-                        y_val=data.y_val, task=data.task, classes=data.classes,
-                        fingerprint=data.fingerprints["train"], slots=data.slots)
+    fingerprints = read_meta(params.split.output)["fingerprints"]
+    return {name: fingerprints[name] for name in ("train", "val")}
 
 
 _STOP_SIGNALS: list[int] = []  # signals received while a trial trains (see _stop_at_safe_points)
@@ -450,35 +417,26 @@ class TrialResult:
     seconds: float
 
 
-def train_trial(params: Params, data: TuneData, trial, metric: str,
-                log_metric: Callable[[dict, int], None]) -> TrialResult:
-    """Train one trial with the training stage's Trainer; its value is the validation metric."""
+def train_trial(params: Params, data, trial, metric: str, log_metric: Callable[[dict, int], None]) -> TrialResult:
+    """Train one trial through the training engine, on its training set augmented in memory;
+    its value is the validation metric of the kept weights."""
     import keras
 
-    from transferlab.backbones import build_backbone
-    from transferlab.models import build_model
-    from transferlab.train import Trainer, compile_model, evaluate_split, seed_everything
+    from transferlab import engine
 
-    started = time.monotonic()
-    cfg = params.train
-    seed_everything(cfg.seed)
-    training = training_data(params, data)
+    pruning = _pruning_callback(trial, metric)
     try:
-        backbone = build_backbone(cfg.backbone, (params.data.image_height, params.data.image_width, 3), cfg.pretrained)
-        model = build_model(backbone, data.task, data.slots, len(data.classes), cfg.head_units, cfg.dropout,
-                            cfg.head_pooling)
-        pruning = _pruning_callback(trial, metric)
-        trainer = Trainer(params, training, model, log_metric, backup_root=None, extra_callbacks=[pruning])
-        pruning.trainer = trainer
-        trainer.run(backbone)
-        compile_model(model, data.task, cfg.learning_rate, cfg.label_smoothing)  # the head may have trained alone
-        final = {f"val_{k}": v for k, v in evaluate_split(model, data.x_val, data.y_val, cfg.batch_size).items()}
+        result = engine.fit(params, data.augmented(params.augment), log_metric, extra_callbacks=[pruning],
+                            on_trainer=lambda trainer: setattr(pruning, "trainer", trainer))
+        final = {f"val_{k}": v for k, v in
+                 engine.score_model(result.model, data, data.x_val, data.y_val, params.train.batch_size).items()}
     finally:
         keras.backend.clear_session()  # the next trial builds its own graph; free this one
     value = final[metric]
     if not math.isfinite(value):
         raise TrialDiverged(f"final {metric} is {value}")
-    return TrialResult(value=value, metrics=final, epochs=trainer.epochs_done, seconds=time.monotonic() - started)
+    final["kept_epoch"] = result.selection.kept_epoch
+    return TrialResult(value=value, metrics=final, epochs=result.epochs, seconds=result.seconds)
 
 
 # --------------------------------------------------------------------------- study
@@ -871,7 +829,8 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
     blocks = block_counts(params, cfg)
     for note in check_search_space(params, cfg, blocks):
         print(f"tune: note: {note}")
-    settings = study_settings(params, cfg, data.fingerprints)
+    fingerprints = data_fingerprints(params)
+    settings = study_settings(params, cfg, fingerprints)
     pruner = make_pruner(cfg, max_trial_epochs(params, cfg))
     study, created = open_study(url, cfg, direction, settings, pruner)
     worker = {"worker_host": socket.gethostname(), "worker_pid": os.getpid(), "worker_run": uuid.uuid4().hex}
@@ -881,12 +840,12 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
     counts = count_trials(study)
     print(f"tune: study {cfg.study_name!r} in {shown_url(url)} ({'new' if created else 'resumed'}): "
           f"{counts.finished}/{cfg.n_trials} trials finished ({counts.pruned} pruned, {counts.failed} failed)")
-    print(f"tune: {'maximising' if direction == 'maximize' else 'minimising'} {metric} on {len(data.images)} "
+    print(f"tune: {'maximising' if direction == 'maximize' else 'minimising'} {metric} on {len(data.x_train)} "
           f"training / {len(data.x_val)} validation images; sampler {cfg.sampler} (seed {cfg.seed}), pruner "
           f"{cfg.pruner}; searching {', '.join(searched_keys(cfg.search))}")
 
     current: dict[str, Any] = {}
-    base_tags = tracking.run_tags(fingerprint=data.fingerprints["train"])
+    base_tags = tracking.run_tags(fingerprint=fingerprints["train"])
 
     def objective(trial) -> float:
         current.clear()

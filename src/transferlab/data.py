@@ -1,0 +1,133 @@
+"""The arrays a training run sees, and the seeded ways to cut them.
+
+One carrier for every path that trains (the ``train`` stage, tuning trials, study
+variants): images are uint8 (N, H, W, 3) 0-255 RGB, labels are class indices (plates:
+(N, slots), classification: (N,)); one-hot encoding happens at fit time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from transferlab.config import Params
+from transferlab.errors import TransferlabError
+
+
+@dataclass
+class ArrayData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    task: str
+    classes: list[str]  # class names, or the plate symbols (class index -> character)
+    fingerprint: str  # of the prepared training split
+    pad_index: int | None = None  # plates of variable length: the pad symbol's class
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    @property
+    def slots(self) -> int:
+        return self.y_train.shape[1] if self.y_train.ndim == 2 else 1
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def replace(self, **changes) -> ArrayData:
+        return dataclasses.replace(self, **changes)
+
+    def subset(self, size: int | None, seed: int) -> ArrayData:
+        """A seeded training subset: the same seed and size give the same images in every arm."""
+        idx = seeded_subset(len(self.y_train), size, seed)
+        return self.replace(x_train=self.x_train[idx], y_train=self.y_train[idx])
+
+    def augmented(self, augment) -> ArrayData:
+        """The training set augmented in memory exactly as the ``augment`` stage would."""
+        from transferlab.augment import augmented_training_set
+
+        images, labels, _ = augmented_training_set(self.x_train, self.y_train, augment)
+        return self.replace(x_train=images, y_train=labels)
+
+    def resized(self, height: int, width: int) -> ArrayData:
+        parts = {name: resize_images(getattr(self, name), height, width)
+                 for name in ("x_train", "x_val", "x_test") if getattr(self, name) is not None}
+        return self.replace(**parts)
+
+    def fold(self, index: int, folds: int, seed: int = 0) -> ArrayData:
+        """Cross-validation: fold ``index`` of ``folds`` over train + validation is the validation set.
+
+        Repetitions then differ in their split as well as their seed, so intervals over them
+        include the split's variance (large on small data). For plates, every copy of a plate
+        string stays in one fold (no leakage); classes are spread evenly over the folds.
+        """
+        if not 0 <= index < folds:
+            raise ValueError(f"fold {index} of {folds}")
+        x = np.concatenate([self.x_train, self.x_val])
+        y = np.concatenate([self.y_train, self.y_val])
+        assignment = fold_assignment(y, folds, seed, grouped=self.task == "plates")
+        return self.replace(x_train=x[assignment != index], y_train=y[assignment != index],
+                            x_val=x[assignment == index], y_val=y[assignment == index])
+
+
+def seeded_subset(count: int, size: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subset of ``size`` of ``count`` items (all for None/0)."""
+    if not size or size >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng([seed, size]).permutation(count)[:size])
+
+
+def fold_assignment(labels: np.ndarray, folds: int, seed: int, grouped: bool) -> np.ndarray:
+    """Fold index per row. ``grouped``: identical label rows (plate strings) share a fold."""
+    rng = np.random.default_rng([seed, folds])
+    if grouped:
+        _, group = np.unique(labels.reshape(len(labels), -1), axis=0, return_inverse=True)
+        group = group.ravel()
+        if group.max(initial=-1) + 1 < folds:
+            raise TransferlabError(f"study.folds: {folds} folds but only {group.max() + 1} distinct plate strings")
+        order = rng.permutation(group.max() + 1)
+        return (np.argsort(order)[group]) % folds
+    assignment = np.zeros(len(labels), np.int64)
+    for name in np.unique(labels):  # stratified: each class dealt round the folds in random order
+        members = rng.permutation(np.flatnonzero(labels == name))
+        assignment[members] = (np.arange(len(members)) + rng.integers(folds)) % folds
+    if np.bincount(assignment, minlength=folds).min() == 0:
+        raise TransferlabError(f"study.folds: {folds} folds but only {len(labels)} images")
+    return assignment
+
+
+def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    images = np.asarray(images)
+    if images.shape[1:3] == (height, width):
+        return np.ascontiguousarray(images)
+    return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]) \
+        if len(images) else np.zeros((0, height, width, 3), np.uint8)
+
+
+def pad_index(params: Params, classes: list[str]) -> int | None:
+    """The pad symbol's class when plates vary in length (it is never a real character)."""
+    if params.task != "plates" or not params.plates.variable_length or params.plates.pad_char not in classes:
+        return None
+    return classes.index(params.plates.pad_char)
+
+
+def load_prepared(params: Params, test: bool = False) -> ArrayData:
+    """The prepared split (stage ``split``) as arrays; the test split only when asked for."""
+    from transferlab.split import load_split, read_meta
+
+    meta = read_meta(params.split.output)
+    if meta["task"] != params.task:
+        raise TransferlabError(f"{params.split.output} holds a {meta['task']} split but task is {params.task}: "
+                               "run the split stage again (dvc repro split)")
+    parts = {}
+    for name in ("train", "val", "test") if test else ("train", "val"):
+        split = load_split(params.split.output, name)
+        parts[f"x_{name}"], parts[f"y_{name}"] = np.asarray(split.images), np.asarray(split.labels)
+    classes = list(meta["classes"])
+    return ArrayData(task=meta["task"], classes=classes, fingerprint=meta["fingerprints"]["train"],
+                     pad_index=pad_index(params, classes), **parts)
