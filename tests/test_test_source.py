@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
-from transferlab import split
+from transferlab import split, stamp
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
 
@@ -150,3 +150,22 @@ def test_classification_identical_image_in_both_is_refused(tmp_path):
                                                r"\(e.g. dogs/copy.jpg = dogs/004.jpg\)"):
         split.run(class_params(tmp_path))
 
+
+def test_stamp_follows_the_test_sets_content(tmp_path, plates):
+    params = plate_params(tmp_path)
+    first = stamp.run(params)
+    assert read_json(stamp.STAMP_FILE) == first and first["files"] == 1 + len(TEST_TEXTS)
+    assert stamp.run(params) == first
+    (tmp_path / "heldout/images/005.png").write_bytes(b"edited")  # an image changed, the CSV did not
+    assert stamp.run(params)["sha256"] != first["sha256"]
+    assert stamp.run(tiny_params(tmp_path))["test_source"] is None
+    assert read_json(stamp.STAMP_FILE) == {"test_source": None}
+
+
+def test_classification_stamp_sees_a_new_image(tmp_path):
+    write_class_folders(tmp_path / "heldout", {"cats": 2})
+    params = class_params(tmp_path)
+    first = stamp.run(params)
+    write_class_folders(tmp_path / "heldout", {"cats": 3})
+    second = stamp.run(params)
+    assert (first["files"], second["files"]) == (2, 3) and first["sha256"] != second["sha256"]
