@@ -35,7 +35,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # The stage commands are `python stages/x.py`: the venv's interpreter must come first on PATH.
 VENV_BIN = Path(sys.executable).parent
-STAGES = ("generate", "split", "augment", "train", "evaluate")
+STAGES = ("test-source", "generate", "split", "augment", "train", "evaluate")
+# Runs on every repro (it stamps data.test_source, which DVC cannot depend on while it may be null).
+ALWAYS_RUN = ("test-source",)
 COMMAND_TIMEOUT_S = 600
 
 # Laid over the real params.yaml, so the tiny project stays valid as the schema grows.

@@ -13,7 +13,8 @@ import math
 
 import pytest
 import yaml
-from pipeline_project import STAGES, PipelineProject, edit_params, mlflow_runs, run
+from helpers import random_plates, write_plate_csv
+from pipeline_project import ALWAYS_RUN, STAGES, PipelineProject, edit_params, mlflow_runs, run
 from pipeline_project import pipeline_project  # noqa: F401 - the fixture, shared with test_ui.py
 
 pytestmark = pytest.mark.slow
@@ -61,11 +62,10 @@ def test_first_repro_records_one_finished_run_with_training_and_evaluation(pipel
     assert (pipeline_project.root / "mlruns" / "mlflow.db").is_file()
 
 
-def test_second_repro_is_a_no_op(pipeline_project: PipelineProject):
+def test_second_repro_runs_only_the_test_source_stamp(pipeline_project: PipelineProject):
     step = pipeline_project.noop_repro
-    assert [s for s in STAGES if step.ran(s)] == [], step.tail()
-    assert all(step.skipped(s) for s in STAGES), step.tail()
-    assert "Data and pipelines are up to date." in step.output
+    assert [s for s in STAGES if step.ran(s)] == list(ALWAYS_RUN), step.tail()
+    assert all(step.skipped(s) for s in STAGES if s not in ALWAYS_RUN), step.tail()
     assert [r.run_id for r in pipeline_project.runs_after_noop] == [r.run_id for r in pipeline_project.runs_after_first]
 
 
@@ -109,6 +109,25 @@ def test_changing_augment_strength_reruns_augment_and_downstream_only(pipeline_p
     assert len(new) == 1, [(r.run_id, r.status) for r in new]
     assert new[0].params["augment.strength"] == "0.5"
     assert_complete_run(new[0], seed="1")  # the copy was taken with the seed-1 experiment applied
+
+
+def test_split_follows_the_test_sources_content(pipeline_project: PipelineProject, tmp_path):
+    root = pipeline_project.copy_to(tmp_path / "project")
+    texts = random_plates(6, seed=5)
+    write_plate_csv(root / "heldout", texts)
+    edit_params(root, "data", test_source="heldout/labels.csv")
+
+    step = run(root, "dvc", "repro", "split")
+    assert step.ran("test-source") and step.ran("split"), step.tail()
+    assert (root / "data/prepared/test.csv").read_text().count("\n") == 1 + len(texts)
+    assert json.loads((root / "data/prepared/meta.json").read_text())["test_source"] == "heldout/labels.csv"
+
+    assert run(root, "dvc", "repro", "split").skipped("split")  # same test set: nothing to do
+    write_plate_csv(root / "heldout", texts[:5] + random_plates(1, seed=6))  # one image and label edited in place
+    assert run(root, "dvc", "repro", "split").ran("split")
+    edit_params(root, "data", test_source=None)  # back to a test split drawn from data.source
+    run(root, "dvc", "repro", "split")  # DVC's run cache restores the earlier outputs of that state
+    assert json.loads((root / "data/prepared/meta.json").read_text())["test_source"] is None
 
 
 def test_misspelt_parameter_fails_naming_the_key(pipeline_project: PipelineProject, tmp_path):

@@ -77,6 +77,12 @@ class DataConfig(Section):
     """Where the images come from and the size every stage works at."""
 
     source: str = Field("data/synthetic", min_length=1, description="plate CSV (or its folder) / class folders")
+    test_source: str | None = Field(
+        None, min_length=1,
+        description="a fixed test set in the format of source: the test split is all of its images, in file order; "
+                    "train/validation then come from source alone (validation takes split.val_fraction of it, "
+                    "split.test_fraction is unused)",
+    )
     image_height: int = Field(64, ge=16, le=512)
     image_width: int = Field(192, ge=16, le=1024)
     skip_invalid: bool = Field(False, description="skip unreadable images and bad labels with a warning")
@@ -86,7 +92,7 @@ class SplitConfig(Section):
     """Seeded train/validation/test split."""
 
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
-    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0, description="unused when data.test_source is set")] = 0.15
     seed: Seed = 0
     output: str = "data/prepared"
 

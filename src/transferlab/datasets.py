@@ -6,6 +6,8 @@ Two input conventions, so users bring data as they already have it:
 
 Everything is checked before any output is written; every problem is reported with its
 file and row in one message, because fixing errors one run at a time is miserable.
+``data.test_source`` (a fixed test set) is read by the same rules and checked against the
+source: the same classes, and no plate string or image file in both.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import pandas as pd
 from transferlab.config import Params
 from transferlab.errors import TransferlabError
 from transferlab.images import IMAGE_EXTENSIONS, UnreadableImageError, read_rgb
+from transferlab.io import file_sha256
 from transferlab.plates import LabelError, PlateCodec
 
 PLATE_COLUMNS = ("image_path", "plate_text")
 PLATE_CSV_NAME = "labels.csv"
 MAX_LISTED_PROBLEMS = 20
+MAX_LISTED_OVERLAPS = 5
 
 
 @dataclass
@@ -69,14 +73,14 @@ def plate_csv_path(source: str | Path) -> Path:
     return source / PLATE_CSV_NAME if source.is_dir() else source
 
 
-def read_plate_manifest(source: str | Path, codec: PlateCodec, skip_invalid: bool) -> pd.DataFrame:
+def read_plate_manifest(source: str | Path, codec: PlateCodec, skip_invalid: bool, key: str = "data.source") -> pd.DataFrame:
     """Read and check the plate CSV: columns, empty, duplicates, labels, files present."""
     csv = plate_csv_path(source)
     if not csv.is_file():
-        raise TransferlabError(f"{csv}: plate CSV not found (data.source must be a CSV or a folder with {PLATE_CSV_NAME})")
+        raise TransferlabError(f"{csv}: plate CSV not found ({key} must be a CSV or a folder with {PLATE_CSV_NAME})")
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise TransferlabError(f"{csv}: not a readable CSV: {exc}") from None
     missing = [c for c in PLATE_COLUMNS if c not in frame.columns]
     if missing:
@@ -106,20 +110,26 @@ def read_plate_manifest(source: str | Path, codec: PlateCodec, skip_invalid: boo
     return frame[["image_path", "file", "label", "row"]].reset_index(drop=True)
 
 
-def read_class_manifest(source: str | Path) -> pd.DataFrame:
-    """One sub-folder per class, images inside (sorted, so the order is reproducible)."""
+def class_image_files(root: Path) -> list[tuple[str, Path]]:
+    """(class, file) for every image in root's class sub-folders, sorted so the order is reproducible."""
+    found = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found += [(class_dir.name, f) for f in sorted(class_dir.rglob("*"))
+                  if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    return found
+
+
+def read_class_manifest(source: str | Path, key: str = "data.source", min_classes: int = 2) -> pd.DataFrame:
+    """One sub-folder per class, images inside; a training set needs two classes, a test set one."""
     root = Path(source)
     if not root.is_dir():
-        raise TransferlabError(f"{root}: class folder not found (data.source must hold one sub-folder per class)")
-    rows = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_EXTENSIONS:
-                rows.append({"image_path": str(file.relative_to(root)), "file": str(file), "label": class_dir.name})
+        raise TransferlabError(f"{root}: class folder not found ({key} must hold one sub-folder per class)")
+    rows = [{"image_path": str(file.relative_to(root)), "file": str(file), "label": name}
+            for name, file in class_image_files(root)]
     if not rows:
         raise TransferlabError(f"{root}: no images found (expected sub-folders per class with {', '.join(IMAGE_EXTENSIONS)} files)")
     frame = pd.DataFrame(rows)
-    if frame["label"].nunique() < 2:
+    if frame["label"].nunique() < min_classes:
         raise TransferlabError(f"{root}: only one class ({frame['label'].iloc[0]}); classification needs at least two")
     frame["row"] = np.arange(len(frame)) + 1
     return frame
@@ -141,15 +151,54 @@ def decode_images(frame: pd.DataFrame, height: int, width: int, problems: Proble
 
 def load_dataset(params: Params) -> Dataset:
     """The dataset named by ``data.source`` for ``params.task``, fully validated and decoded."""
+    return _load(params, params.data.source, "data.source")
+
+
+def load_test_dataset(params: Params, train: Dataset) -> Dataset:
+    """The fixed test set named by ``data.test_source``: validated like the source, with the
+    source's classes, and sharing no plate string (plates) or image file (classification) with it."""
+    test = _load(params, params.data.test_source, "data.test_source", known_classes=train.classes)
+    check_no_overlap(params.task, train, test)
+    return test
+
+
+def _load(params: Params, location: str, key: str, known_classes: list[str] | None = None) -> Dataset:
     data = params.data
     if params.task == "plates":
         codec = PlateCodec.from_config(params.plates)
-        frame = read_plate_manifest(data.source, codec, data.skip_invalid)
-        source, classes = plate_csv_path(data.source), list(codec.symbols)
+        frame = read_plate_manifest(location, codec, data.skip_invalid, key)
+        source, classes = plate_csv_path(location), list(codec.symbols)
     else:
-        frame = read_class_manifest(data.source)
-        source, classes = Path(data.source), sorted(frame["label"].unique())
+        source = Path(location)
+        frame = read_class_manifest(location, key, min_classes=1 if known_classes else 2)
+        classes = known_classes or sorted(frame["label"].unique())
+        unknown = sorted(set(frame["label"]) - set(classes))
+        if unknown:
+            raise TransferlabError(
+                f"{source}: class folder(s) {', '.join(unknown)} not among the classes of data.source "
+                f"({', '.join(classes)}); {key} must use the source's class folders"
+            )
     frame, images = decode_images(frame, data.image_height, data.image_width, Problems(source, data.skip_invalid))
     if frame.empty:
         raise TransferlabError(f"{source}: no valid images left after skipping invalid rows")
     return Dataset(frame=frame, images=images, classes=classes, source=source)
+
+
+def check_no_overlap(task: str, train: Dataset, test: Dataset) -> None:
+    """Refuse a test set that shares plates (or, for classification, identical image files) with
+    the source: a test item seen in training flatters the model."""
+    if task == "plates":
+        seen = set(train.frame["label"])
+        shared = list(dict.fromkeys(label for label in test.frame["label"] if label in seen))
+        what, item = "plate string(s) are also in data.source", "plate"
+    else:
+        by_hash = {file_sha256(f): p for f, p in zip(train.frame["file"], train.frame["image_path"])}
+        shared = [f"{p} = {by_hash[h]}" for f, p in zip(test.frame["file"], test.frame["image_path"])
+                  if (h := file_sha256(f)) in by_hash]
+        what, item = "image(s) are byte-identical to images in data.source", "image"
+    if shared:
+        examples = ", ".join(shared[:MAX_LISTED_OVERLAPS]) + (", ..." if len(shared) > MAX_LISTED_OVERLAPS else "")
+        raise TransferlabError(
+            f"data.test_source ({test.source}): {len(shared)} {what} (e.g. {examples}): "
+            f"a test {item} seen in training flatters the model; remove them from one of the two"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +57,15 @@ def read_stage_json(path: str | Path, stage: str) -> Any:
     if not path.is_file():
         raise TransferlabError(f"{path}: not found: run the {stage} stage first (dvc repro {stage})")
     return read_json(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks so large files need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _to_builtin(value: Any) -> Any:

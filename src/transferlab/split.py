@@ -3,6 +3,9 @@
 Images are decoded and resized once here; later stages memory-map the uint8 ``.npy``
 arrays instead of decoding files again. For plates, identical plate strings never land in
 two splits: a test plate that was also seen in training would flatter the model.
+
+With ``data.test_source`` the test split is that fixed set, all of it in file order, and
+train/validation are split from ``data.source`` alone (``split.test_fraction`` is unused).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from transferlab.config import Params
-from transferlab.datasets import Dataset, load_dataset
+from transferlab.datasets import Dataset, load_dataset, load_test_dataset
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.plates import PlateCodec
@@ -36,15 +39,16 @@ class SplitData:
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    """Image counts of (train, val, test) for n images; validation and test get at least one."""
+    """Image counts of (train, val, test) for n images; validation and test get at least one,
+    except a test fraction of 0 (the test split comes from data.test_source)."""
     n_val = max(1, round(n * val_fraction))
-    n_test = max(1, round(n * test_fraction))
+    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
     return n - n_val - n_test, n_val, n_test
 
 
 def min_images_for_split(val_fraction: float, test_fraction: float) -> int:
-    """Smallest group size that leaves at least one image in every split."""
-    n = 3
+    """Smallest group size that leaves at least one image in every split drawn from it."""
+    n = 2
     while split_sizes(n, val_fraction, test_fraction)[0] < 1:
         n += 1
     return n
@@ -58,9 +62,11 @@ def stratified_assignment(labels: pd.Series, val_fraction: float, test_fraction:
     too_small = counts[counts < needed]
     if not too_small.empty:
         listed = ", ".join(f"{name!r} has {count}" for name, count in too_small.items())
+        fractions = f"split.val_fraction={val_fraction}"
+        if test_fraction:
+            fractions += f" and split.test_fraction={test_fraction}"
         raise TransferlabError(
-            f"class(es) with too few images for the split: {listed}; each class needs at least {needed} "
-            f"images for split.val_fraction={val_fraction} and split.test_fraction={test_fraction}"
+            f"class(es) with too few images for the split: {listed}; each class needs at least {needed} images for {fractions}"
         )
     assignment = np.zeros(len(labels), dtype=np.int64)
     for name in counts.index:  # sorted class order keeps the rng sequence reproducible
@@ -93,8 +99,9 @@ def leakage_free_assignment(texts: pd.Series, val_fraction: float, test_fraction
             target = Counter(where.tolist()).most_common(1)[0][0]  # ties: the first seen split
             moved += int((where != target).sum())
             assignment[members.to_numpy()] = target
-    if len(set(assignment)) < len(SPLITS):
-        raise TransferlabError("too few distinct plate strings to fill train, validation and test without leakage")
+    if len(set(assignment)) < (3 if n_test else 2):
+        filled = "train, validation and test" if n_test else "train and validation"
+        raise TransferlabError(f"too few distinct plate strings to fill {filled} without leakage")
     return assignment, moved
 
 
@@ -104,9 +111,9 @@ def encode_labels(params: Params, dataset: Dataset, frame: pd.DataFrame) -> np.n
     return frame["label"].map({name: i for i, name in enumerate(dataset.classes)}).to_numpy(np.int64)
 
 
-def dataset_statistics(params: Params, frame: pd.DataFrame, moved: int) -> dict:
+def dataset_statistics(params: Params, frame: pd.DataFrame, moved: int, test_source: str | None) -> dict:
     """Counts and label distributions per split, recorded as DVC metrics."""
-    stats: dict = {"total": len(frame), "moved_for_leakage": moved}
+    stats: dict = {"total": len(frame), "moved_for_leakage": moved, "test_source": test_source}
     for name in SPLITS:
         part = frame[frame["split"] == name]
         entry: dict = {"count": len(part)}
@@ -130,26 +137,34 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 def run(params: Params) -> dict:
     """Validate and decode the dataset, split it, write manifests, arrays and statistics."""
     dataset = load_dataset(params)
+    test = load_test_dataset(params, dataset) if params.data.test_source else None
     rng = np.random.default_rng(params.split.seed)
-    fractions = (params.split.val_fraction, params.split.test_fraction)
+    fractions = (params.split.val_fraction, 0.0 if test else params.split.test_fraction)
     if params.task == "plates":
         assignment, moved = leakage_free_assignment(dataset.frame["label"], *fractions, rng)
         print(f"split: moved {moved} image(s) so that no plate string is in two splits")
     else:
         assignment, moved = stratified_assignment(dataset.frame["label"], *fractions, rng), 0
     frame = dataset.frame.assign(split=[SPLITS[i] for i in assignment])
-    stats = dataset_statistics(params, frame, moved)
+    images = dataset.images
+    if test:
+        print(f"split: the test split is data.test_source ({test.source})")
+        frame = pd.concat([frame, test.frame.assign(split="test")], ignore_index=True)
+        images = np.concatenate([images, test.images])
+    test_source = str(test.source) if test else None
+    stats = dataset_statistics(params, frame, moved, test_source)
     meta: dict = {"task": params.task, "classes": dataset.classes, "image_height": params.data.image_height,
-                  "image_width": params.data.image_width, "source": str(dataset.source), "fingerprints": {}}
+                  "image_width": params.data.image_width, "source": str(dataset.source),
+                  "test_source": test_source, "fingerprints": {}}
     with atomic_output_dir(params.split.output) as out:
         for name in SPLITS:
             mask = (frame["split"] == name).to_numpy()
             part = frame[mask].drop(columns="split").reset_index(drop=True)
             labels = encode_labels(params, dataset, part)
-            np.save(out / f"{name}_images.npy", dataset.images[mask])
+            np.save(out / f"{name}_images.npy", images[mask])
             np.save(out / f"{name}_labels.npy", labels)
             part.to_csv(out / f"{name}.csv", index=False)
-            meta["fingerprints"][name] = fingerprint(dataset.images[mask], labels)
+            meta["fingerprints"][name] = fingerprint(images[mask], labels)
             print(f"split: {name}: {len(part)} images")
         write_json(out / META_FILE, meta)
     write_json(METRICS_FILE, stats)
