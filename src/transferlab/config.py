@@ -8,11 +8,12 @@ strength?)``), because a silently ignored typo would make an experiment lie.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from transferlab.errors import TransferlabError
 
@@ -26,6 +27,9 @@ DEFAULT_ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"
 FORMAT_DIGIT, FORMAT_LETTER, FORMAT_ANY = "#", "@", "*"
 # Rendered as visual separators only: they are never part of the label.
 FORMAT_SEPARATORS = " -"
+DEFAULT_FORMATS = ["@@@ ####"]
+# plates.alphabet / plates.slots / generate.formats: read from data.source's labels (transferlab.formats).
+AUTO = "auto"
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -40,13 +44,21 @@ class Section(BaseModel):
 class PlatesConfig(Section):
     """How plate text maps to the model's character slots."""
 
-    alphabet: str = Field(DEFAULT_ALPHABET, min_length=2)
-    slots: int = Field(7, ge=1, le=20, description="character heads of the model = longest plate")
+    alphabet: str = Field(DEFAULT_ALPHABET, min_length=2, description="auto: the symbols of data.source's labels")
+    slots: int | Literal["auto"] = Field(7, description="character heads of the model = longest plate; auto: "
+                                         "data.source's longest (variable_length follows the labels)")
     variable_length: bool = Field(False, description="plates may be shorter than slots (padded)")
     pad_char: str = Field("_", min_length=1, max_length=1, description="fills slots of shorter plates")
 
+    @field_validator("slots", mode="wrap")
+    @classmethod
+    def _check_slots(cls, value, handler):
+        return value if value == AUTO else _SLOTS.validate_python(value)
+
     @model_validator(mode="after")
     def _check_alphabet(self) -> PlatesConfig:
+        if self.alphabet == AUTO:
+            return self
         duplicates = sorted({c for c in self.alphabet if self.alphabet.count(c) > 1})
         if duplicates:
             raise ValueError(f"alphabet: repeated characters {''.join(duplicates)!r}")
@@ -63,14 +75,38 @@ class GenerateConfig(Section):
     count: int = Field(4000, ge=1, le=1_000_000)
     height: int = Field(64, ge=16, le=512, description="rendered crop height in pixels")
     width: int = Field(192, ge=16, le=1024, description="rendered crop width in pixels")
-    formats: list[str] = Field(
-        default_factory=lambda: ["@@@ ####"],
-        min_length=1,
-        description="# digit, @ letter, * any symbol, space/- separators; other characters literal",
-    )
+    formats: list[str] | Literal["auto"] = Field(
+        AUTO, description="# digit, @ letter, * any symbol, space/- separators; other characters literal; "
+        "auto: like data.source's labels (the built-in @@@ #### when data.source is this output)")
+    format_weights: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="relative frequency of each format; null: equally often")
     seed: Seed = 0
     country_strip_probability: Fraction = 0.5
     output: str = "data/synthetic"
+
+    @field_validator("formats", mode="wrap")
+    @classmethod
+    def _check_formats(cls, value, handler):
+        return value if value == AUTO else _FORMATS.validate_python(value)
+
+    @field_validator("format_weights")
+    @classmethod
+    def _check_weights(cls, value, info):
+        formats = info.data.get("formats", [])  # absent when it is itself invalid
+        if value is not None and formats == AUTO:
+            raise ValueError("formats: auto takes its weights from the labels (set format_weights: null)")
+        if value is not None and len(value) != len(formats):
+            raise ValueError(f"{len(value)} weight(s) for {len(formats)} format(s)")
+        return value
+
+    @property
+    def format_list(self) -> list[str]:
+        """The explicit formats; auto without labels to imitate falls back to the built-in ones."""
+        return DEFAULT_FORMATS if self.formats == AUTO else self.formats
+
+
+_SLOTS = TypeAdapter(Annotated[int, Field(ge=1, le=20)])
+_FORMATS = TypeAdapter(Annotated[list[str], Field(min_length=1)])
 
 
 class DataConfig(Section):
@@ -350,12 +386,34 @@ class Params(Section):
     tune: TuneConfig = Field(default_factory=TuneConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
+    @property
+    def reads_generator_output(self) -> bool:
+        """data.source is the synthetic dataset the generate stage writes (its folder or labels.csv)."""
+        output = os.path.abspath(self.generate.output)
+        return os.path.abspath(self.data.source) in (output, os.path.join(output, "labels.csv"))
+
+    @model_validator(mode="after")
+    def _check_auto(self) -> Params:
+        for key in [f"plates.{k}" for k in ("alphabet", "slots") if getattr(self.plates, k) == AUTO]:
+            if self.task != "plates":
+                raise ValueError(f"{key}: auto reads plate labels, but task is {self.task}: remove it")
+            if self.reads_generator_output:
+                raise ValueError(f"{key}: auto reads the labels of data.source, but data.source is the output of "
+                                 f"generate, whose labels follow {key}: set it")
+        return self
+
     @model_validator(mode="after")
     def _check_formats_fit(self) -> Params:
+        """Explicit formats must fit the plates where they feed the split; elsewhere the
+        generate stage checks them when it runs (a CSV user's formats do not matter)."""
+        if self.generate.formats == AUTO:
+            return self
         for i, fmt in enumerate(self.generate.formats):
             text = format_label_chars(fmt)
             if not text:
                 raise ValueError(f"generate.formats[{i}]: {fmt!r} has no character to render")
+            if not self.reads_generator_output or AUTO in (self.plates.alphabet, self.plates.slots):
+                continue
             if len(text) > self.plates.slots or (len(text) < self.plates.slots and not self.plates.variable_length):
                 raise ValueError(
                     f"generate.formats[{i}]: {fmt!r} has {len(text)} characters but plates.slots is "
@@ -411,7 +469,7 @@ def parse_params(raw: dict[str, Any] | None, source: str = DEFAULT_PARAMS_FILE) 
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate params.yaml."""
+    """Read and validate params.yaml, ``auto`` plate settings resolved (so every stage sees the same values)."""
     path = Path(path)
     if not path.is_file():
         raise TransferlabError(f"{path}: parameters file not found (run from the project root)")
@@ -421,4 +479,6 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
         raise TransferlabError(f"{path}: not valid YAML: {exc}") from None
     if raw is not None and not isinstance(raw, dict):
         raise TransferlabError(f"{path}: expected a mapping of sections at the top level")
-    return parse_params(raw, str(path))
+    from transferlab.formats import resolve_plates  # it reads data.source, which needs the parsed params
+
+    return resolve_plates(parse_params(raw, str(path)))

@@ -94,9 +94,8 @@ def read_plate_manifest(source: str | Path, codec: PlateCodec, skip_invalid: boo
         problems.add(f"row {item.row} ({item.image_path})", "duplicate image_path (already listed earlier)")
     bad_rows = set(frame.index[duplicated])
     for index, item in frame.iterrows():
-        text = item.plate_text.strip()
         try:
-            codec.check(text)
+            codec.check(codec.label_of(item.plate_text))
         except LabelError as exc:
             problems.add(f"row {item.row} ({item.image_path})", f"label {item.plate_text!r}: {exc}")
             bad_rows.add(index)
@@ -105,7 +104,7 @@ def read_plate_manifest(source: str | Path, codec: PlateCodec, skip_invalid: boo
             bad_rows.add(index)
     problems.settle("rows")
     frame = frame.drop(index=sorted(bad_rows))
-    frame["label"] = frame["plate_text"].str.strip()
+    frame["label"] = [codec.label_of(text) for text in frame["plate_text"]]
     frame["file"] = [str(csv.parent / p) for p in frame["image_path"]]
     return frame[["image_path", "file", "label", "row"]].reset_index(drop=True)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transferlab.config import PlatesConfig
+from transferlab.config import AUTO, FORMAT_SEPARATORS, PlatesConfig
+from transferlab.errors import TransferlabError
 
 
 class LabelError(ValueError):
@@ -28,7 +29,15 @@ class PlateCodec:
 
     @classmethod
     def from_config(cls, cfg: PlatesConfig) -> PlateCodec:
+        if AUTO in (cfg.alphabet, cfg.slots):
+            raise TransferlabError("plates.alphabet / plates.slots auto is not resolved: "
+                                   "load the params with load_params or transferlab.formats.resolve_plates")
         return cls(cfg.alphabet, cfg.slots, cfg.pad_char, cfg.variable_length)
+
+    def label_of(self, text: str) -> str:
+        """The label characters of a plate text as written: separators (space, '-') that are
+        not alphabet symbols only shape the plate, like in the generator's formats."""
+        return "".join(c for c in text.strip() if c not in FORMAT_SEPARATORS or c in self.alphabet)
 
     @property
     def symbols(self) -> str:

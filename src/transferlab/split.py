@@ -21,6 +21,7 @@ import pandas as pd
 from transferlab.config import Params
 from transferlab.datasets import Dataset, load_dataset, load_test_dataset
 from transferlab.errors import TransferlabError
+from transferlab.formats import plates_record, resolve_plates
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.plates import PlateCodec
 
@@ -136,6 +137,7 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 
 def run(params: Params) -> dict:
     """Validate and decode the dataset, split it, write manifests, arrays and statistics."""
+    params = resolve_plates(params)  # load_params did already; a library caller may not have
     dataset = load_dataset(params)
     test = load_test_dataset(params, dataset) if params.data.test_source else None
     rng = np.random.default_rng(params.split.seed)
@@ -156,6 +158,8 @@ def run(params: Params) -> dict:
     meta: dict = {"task": params.task, "classes": dataset.classes, "image_height": params.data.image_height,
                   "image_width": params.data.image_width, "source": str(dataset.source),
                   "test_source": test_source, "fingerprints": {}}
+    if params.task == "plates":
+        meta["plates"] = stats["plates"] = plates_record(params)
     with atomic_output_dir(params.split.output) as out:
         for name in SPLITS:
             mask = (frame["split"] == name).to_numpy()

@@ -48,10 +48,12 @@ from transferlab.config import (
     PlatesConfig,
 )
 from transferlab.errors import TransferlabError
-from transferlab.io import atomic_output_dir
+from transferlab.formats import LabelModel, generator_label_model, resolve_plates, sample_plate
+from transferlab.io import atomic_output_dir, write_json
 from transferlab.plates import LabelError, PlateCodec
 
 LABELS_FILE = "labels.csv"
+LABEL_MODEL_FILE = "label_model.json"  # with generate.formats: auto, what the labels imitate
 IMAGES_DIR = "images"
 PREVIEW_FILE = "preview.png"
 PREVIEW_IMAGES = 24
@@ -600,20 +602,45 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
 
 
-def render_sample(generate: GenerateConfig, alphabet: str, index: int) -> tuple[str, np.ndarray]:
-    """(label, RGB image) of image ``index`` of the dataset ``generate`` describes."""
+def sample_plate_text(generate: GenerateConfig, alphabet: str, rng: np.random.Generator,
+                      labels: LabelModel | None = None) -> tuple[str, str]:
+    """(label, rendered text) of one plate: like ``labels`` when given, else of one of the formats."""
+    if labels is not None:
+        return sample_plate(labels, rng)
+    formats = generate.format_list
+    if generate.format_weights is None:
+        fmt = formats[int(rng.integers(len(formats)))]  # the draw of unweighted formats is kept: same data as before
+    else:
+        fmt = formats[int(rng.choice(len(formats), p=np.divide(generate.format_weights, sum(generate.format_weights))))]
+    return random_plate_text(fmt, alphabet, rng)
+
+
+def render_sample(generate: GenerateConfig, alphabet: str, index: int,
+                  labels: LabelModel | None = None) -> tuple[str, np.ndarray]:
+    """(label, RGB image) of image ``index`` of the dataset ``generate`` (and ``labels``) describe."""
     rng = image_rng(generate.seed, index)
-    fmt = generate.formats[int(rng.integers(len(generate.formats)))]
-    label, rendered = random_plate_text(fmt, alphabet, rng)
+    label, rendered = sample_plate_text(generate, alphabet, rng, labels)
     image = render_plate(rendered, generate.height, generate.width, rng, generate.country_strip_probability)
     return label, image
 
 
-def check_formats(generate: GenerateConfig, plates: PlatesConfig) -> None:
+def check_formats(generate: GenerateConfig, plates: PlatesConfig, labels: LabelModel | None = None) -> None:
     """Fail early (naming the format) if a format cannot give valid labels or be drawn."""
     codec = PlateCodec.from_config(plates)
     pools = _pools(plates.alphabet)
-    for i, fmt in enumerate(generate.formats):
+    if labels is not None:
+        where = "generate.formats: auto (the labels of data.source)"
+        unknown = sorted(set(labels.alphabet) - set(plates.alphabet))
+        if unknown:
+            raise TransferlabError(f"{where}: characters {''.join(unknown)!r} are not in plates.alphabet")
+        for pattern in labels.patterns:
+            try:
+                codec.check(codec.label_of(pattern.example))
+            except LabelError as exc:
+                raise TransferlabError(f"{where}: plates like {pattern.example!r}: {exc}") from None
+        _check_drawable(where, set(labels.alphabet))
+        return
+    for i, fmt in enumerate(generate.format_list):
         where = f"generate.formats[{i}] {fmt!r}"
         try:
             label, _ = random_plate_text(fmt, plates.alphabet, np.random.default_rng(0))
@@ -624,9 +651,13 @@ def check_formats(generate: GenerateConfig, plates: PlatesConfig) -> None:
         for c in fmt:
             if c not in FORMAT_SEPARATORS:
                 chars.update(pools.get(c, c))
-        undrawable = sorted(c for c in chars if not any(_has_glyph(f, c) for f in range(len(FONTS))))
-        if undrawable:
-            raise TransferlabError(f"{where}: no bundled font can draw {''.join(undrawable)!r}")
+        _check_drawable(where, chars)
+
+
+def _check_drawable(where: str, chars: set[str]) -> None:
+    undrawable = sorted(c for c in chars if not any(_has_glyph(f, c) for f in range(len(FONTS))))
+    if undrawable:
+        raise TransferlabError(f"{where}: no bundled font can draw {''.join(undrawable)!r}")
 
 
 class _Progress:
@@ -683,12 +714,12 @@ def encode_png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-_WORKER_JOB: tuple[GenerateConfig, str] | None = None
+_WORKER_JOB: tuple[GenerateConfig, str, LabelModel | None] | None = None
 
 
-def _worker_init(generate: GenerateConfig, alphabet: str) -> None:
+def _worker_init(generate: GenerateConfig, alphabet: str, labels: LabelModel | None) -> None:
     global _WORKER_JOB
-    _WORKER_JOB = (generate, alphabet)
+    _WORKER_JOB = (generate, alphabet, labels)
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only contend
     _keep_freed_memory()
 
@@ -712,7 +743,8 @@ def _keep_freed_memory() -> None:
 
 def _worker_render(index: int) -> tuple[str, bytes]:
     assert _WORKER_JOB is not None
-    label, image = render_sample(*_WORKER_JOB, index)
+    generate, alphabet, labels = _WORKER_JOB
+    label, image = render_sample(generate, alphabet, index, labels)
     return label, encode_png(image)
 
 
@@ -723,13 +755,15 @@ def default_workers(count: int) -> int:
 
 
 def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: bool = True,
-                     workers: int = 1) -> pd.DataFrame:
+                     workers: int = 1, labels: LabelModel | None = None) -> pd.DataFrame:
     """Render ``generate.count`` plates into ``generate.output`` (replaced atomically); the label frame.
 
+    ``labels`` (``transferlab.formats``) makes the plates' texts like those labels instead of
+    ``generate.formats``; it is written to label_model.json beside them.
     ``workers`` > 1 renders in that many processes (spawned: the caller's main module must be
     import-safe, as for any multiprocessing); the files are identical for any ``workers``.
     """
-    check_formats(generate, plates)
+    check_formats(generate, plates, labels)
     codec = PlateCodec.from_config(plates)
     rows: list[dict[str, str]] = []
     preview: list[tuple[bytes, str]] = []
@@ -740,10 +774,10 @@ def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: b
             (out / IMAGES_DIR).mkdir()
             if workers > 1 and generate.count > 1:
                 pool = multiprocessing.get_context("spawn").Pool(
-                    min(workers, generate.count), _worker_init, (generate, plates.alphabet))
+                    min(workers, generate.count), _worker_init, (generate, plates.alphabet, labels))
                 results = pool.imap(_worker_render, range(generate.count), chunksize=16)
             else:
-                results = _serial(generate, plates.alphabet)
+                results = _serial(generate, plates.alphabet, labels)
             for index, (label, png) in enumerate(results):
                 codec.check(label)
                 name = f"{IMAGES_DIR}/{index:06d}.png"
@@ -757,6 +791,8 @@ def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: b
             images = [cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                       for png, _ in preview]
             save_preview(images, [label for _, label in preview], out / PREVIEW_FILE)
+            if labels is not None:
+                write_json(out / LABEL_MODEL_FILE, labels.to_dict())
     finally:
         if pool is not None:
             pool.terminate()
@@ -765,17 +801,22 @@ def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: b
     return frame
 
 
-def _serial(generate: GenerateConfig, alphabet: str):
+def _serial(generate: GenerateConfig, alphabet: str, labels: LabelModel | None):
     for index in range(generate.count):
-        label, image = render_sample(generate, alphabet, index)
+        label, image = render_sample(generate, alphabet, index, labels)
         yield label, encode_png(image)
 
 
 def run(params: Params) -> dict:
     """Stage ``generate``: write the synthetic plate dataset."""
+    params = resolve_plates(params)
     cfg = params.generate
+    labels = generator_label_model(params)
+    if labels is not None:
+        print(f"generate: plates like the {labels.labels} labels of {params.data.source}: "
+              f"{len(labels.patterns)} format(s), most often {labels.formats[0]!r} ({labels.weights[0]:.0%})")
     start = time.perf_counter()
-    frame = generate_dataset(cfg, params.plates, workers=default_workers(cfg.count))
+    frame = generate_dataset(cfg, params.plates, workers=default_workers(cfg.count), labels=labels)
     seconds = time.perf_counter() - start
     print(f"generate: wrote {len(frame)} synthetic plates ({cfg.height}x{cfg.width}) to {cfg.output} "
           f"in {seconds:.1f} s; preview: {Path(cfg.output) / PREVIEW_FILE}")
