@@ -6,16 +6,21 @@ generator, seeded by ``SeedSequence(seed, spawn_key=(i,))``, so the same configu
 byte-identical PNGs and CSV, and any image can be rendered alone (parallel or resumed).
 
 A plate is drawn with a real plate-like font (DIN 1451-like OSP-DIN, OCR-B, Routed Gothic,
-vendored in ``transferlab/fonts`` with their licences) on a white, yellow, tinted or dark
-body with border, rounded corners, optional blue country strip, holder frame, bolts and
-registration seals; then a camera is simulated: perspective and rotation into a detector-like
-crop (loose or slightly cut), car-paint / bumper / texture background, lighting gradient,
-shadow, glare, blur, sensor noise, lower resolution and JPEG artefacts. The effects are
-moderate: this is the clean data; the ``augment`` stage adds more.
+vendored in ``transferlab/fonts`` with their licences) in one of the styles weighted by
+``generate.styles``: ``eu`` (white, yellow, tinted or dark body, optional blue country strip,
+registration seals), ``us`` (scenic background, state name, slogan, stickers), ``cn_blue``
+(white on blue, separator dot), ``two_colour`` and ``embossed``; with border, rounded corners,
+holder frame and bolts, and optionally a prefix glyph (``generate.prefix_glyphs``, e.g. a
+Chinese province character) that is drawn but is no part of the label. Then a camera is
+simulated: perspective and rotation into a detector-like crop (normal, tight or loose),
+car-paint / bumper / texture background, lighting gradient, shadow, glare, blur, sensor noise,
+lower resolution, greyscale or night infrared, colour casts and JPEG artefacts, each as often
+as ``generate.capture`` says. The defaults are moderate: this is the clean data; the
+``augment`` stage adds more.
 
 This module samples the plate text and writes the dataset; the drawing lives beside it:
-``synth_glyphs`` (fonts), ``synth_draw`` (helpers), ``synth_styles`` (the flat plate) and
-``synth_capture`` (the camera, ``render_plate``).
+``synth_glyphs`` (fonts), ``synth_draw`` (helpers), ``synth_styles`` and ``synth_scenery``
+(the flat plate) and ``synth_capture`` (the camera, ``render_plate``).
 
 Output (the convention of fast-plate-ocr, the same format users bring)::
 
@@ -50,7 +55,7 @@ from transferlab.config import (
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir
 from transferlab.plates import LabelError, PlateCodec
-from transferlab.synth_capture import _canvas_scale, render_plate  # noqa: F401  (public here)
+from transferlab.synth_capture import _canvas_scale, check_look, render_plate  # noqa: F401  (public here)
 from transferlab.synth_glyphs import FONTS, _glyph, _has_glyph, fonts_for  # noqa: F401  (public here)
 
 LABELS_FILE = "labels.csv"
@@ -110,7 +115,7 @@ def render_sample(generate: GenerateConfig, alphabet: str, index: int) -> tuple[
     rng = image_rng(generate.seed, index)
     fmt = generate.formats[int(rng.integers(len(generate.formats)))]
     label, rendered = random_plate_text(fmt, alphabet, rng)
-    image = render_plate(rendered, generate.height, generate.width, rng, generate.country_strip_probability)
+    image = render_plate(rendered, generate.height, generate.width, rng, generate)
     return label, image
 
 
@@ -235,6 +240,7 @@ def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: b
     import-safe, as for any multiprocessing); the files are identical for any ``workers``.
     """
     check_formats(generate, plates)
+    check_look(generate)
     codec = PlateCodec.from_config(plates)
     rows: list[dict[str, str]] = []
     preview: list[tuple[bytes, str]] = []

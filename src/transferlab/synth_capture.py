@@ -1,4 +1,10 @@
-"""The camera of a synthetic crop: the plate placed in a scene, lit, blurred, noisy and compressed."""
+"""The camera of a synthetic crop: the plate placed in a scene, lit, blurred, noisy and compressed.
+
+``render_plate`` picks the plate style and prefix glyph, draws the plate (``synth_styles``) and
+films it under the capture conditions of ``generate.capture``. Every probability or weight of 0
+draws nothing from the generator, so a look that is switched off leaves the other renders as
+they were (the defaults render what the generator rendered before styles existed).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ import math
 import cv2
 import numpy as np
 
+from transferlab.config import CaptureConfig, GenerateConfig, StyleWeights
 from transferlab.errors import TransferlabError
 from transferlab.synth_draw import _grid, _jitter, _low_freq
-from transferlab.synth_glyphs import FONTS, _has_glyph, fonts_for
-from transferlab.synth_styles import _draw_plate
+from transferlab.synth_glyphs import FONTS, PREFIX_FONT_GLYPHS, _has_glyph, fonts_for, undrawable_prefix_glyphs
+from transferlab.synth_styles import STYLES, Style, _draw_plate
 
 CAR_PAINTS = ((236, 236, 234), (22, 22, 24), (172, 174, 177), (104, 106, 110), (26, 40, 82), (44, 74, 142),
               (150, 22, 28), (92, 18, 22), (32, 72, 46), (200, 186, 152), (222, 182, 44), (202, 92, 34),
@@ -42,8 +49,13 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return image
 
 
-def _placement(rng: np.random.Generator, plate_h: int, plate_w: int, height: int, width: int) -> np.ndarray:
-    """Homography from the flat plate to the canvas: perspective, rotation, then a detector-like crop."""
+def _placement(rng: np.random.Generator, plate_h: int, plate_w: int, height: int, width: int,
+               crop: str = "normal") -> np.ndarray:
+    """Homography from the flat plate to the canvas: perspective, rotation, then a detector-like crop.
+
+    ``crop``: "normal" (a small margin, rarely slightly cut), "tight" (cuts into the plate's edge)
+    or "loose" (wide margins: a smaller plate in more of the car).
+    """
     w, h = float(plate_w), float(plate_h)
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     # Perspective: one side taller than the other (yaw), top narrower than bottom (pitch).
@@ -60,8 +72,13 @@ def _placement(rng: np.random.Generator, plate_h: int, plate_w: int, height: int
     quad += rng.normal(0, 0.008, (4, 2)).astype(np.float32) * np.float32([w, h])
     # The crop: the plate's bounding box with a margin on each side (rarely slightly cut).
     lo, hi = quad.min(axis=0), quad.max(axis=0)
-    mx = np.where(rng.random(2) < 0.12, rng.uniform(-0.012, 0, 2), rng.uniform(0.0, 0.09, 2))
-    my = np.where(rng.random(2) < 0.12, rng.uniform(-0.03, 0, 2), rng.uniform(0.0, 0.16, 2))
+    if crop == "tight":
+        mx, my = rng.uniform(-0.03, 0.0, 2), rng.uniform(-0.12, -0.02, 2)
+    elif crop == "loose":
+        mx, my = rng.uniform(0.08, 0.22, 2), rng.uniform(0.14, 0.32, 2)
+    else:
+        mx = np.where(rng.random(2) < 0.12, rng.uniform(-0.012, 0, 2), rng.uniform(0.0, 0.09, 2))
+        my = np.where(rng.random(2) < 0.12, rng.uniform(-0.03, 0, 2), rng.uniform(0.0, 0.16, 2))
     box_x0 = width * mx[0]
     box_x1 = width * (1 - mx[1])
     box_y0 = height * my[0]
@@ -106,26 +123,92 @@ def _canvas_scale(height: int) -> float:
     return min(4.0, max(1.0, 96 / height))
 
 
+# Strong tints: sodium street lamps (yellow), fluorescent light / tinted glass (green), dusk (blue).
+_CASTS = (((1.2, 1.0, 0.42), (22, 12, 0)), ((0.72, 1.08, 0.7), (0, 10, 0)), ((0.66, 0.86, 1.3), (0, 6, 18)))
+
+
+def _colour_cast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    gain, lift = _CASTS[rng.integers(len(_CASTS))]
+    strength = rng.uniform(0.5, 1.0)
+    return image * (1 + strength * (np.float32(gain) - 1)) + strength * np.float32(lift)
+
+
+def _chance(rng: np.random.Generator, probability: float) -> bool:
+    """True with ``probability``; a probability of 0 draws nothing from ``rng``."""
+    return probability > 0 and rng.random() < probability
+
+
+def _pick_style(weights: StyleWeights, rng: np.random.Generator) -> Style:
+    """A style drawn by weight (no draw when only one style has a weight)."""
+    names, values = zip(*weights.weights().items())
+    w = np.asarray(values, np.float64)
+    if np.count_nonzero(w) == 1:
+        return STYLES[names[int(np.flatnonzero(w)[0])]]
+    return STYLES[names[rng.choice(len(names), p=w / w.sum())]]
+
+
+def _pick_prefix(glyphs: str, rng: np.random.Generator) -> str:
+    """One of ``glyphs`` (no draw when there is no choice)."""
+    return glyphs[int(rng.integers(len(glyphs)))] if len(glyphs) > 1 else glyphs
+
+
+def _crop_kind(capture: CaptureConfig, rng: np.random.Generator) -> str:
+    if capture.tight_crop + capture.loose_crop == 0:
+        return "normal"
+    u = rng.random()
+    return "tight" if u < capture.tight_crop else "loose" if u < capture.tight_crop + capture.loose_crop else "normal"
+
+
+def check_look(look: GenerateConfig) -> None:
+    """Fail early (naming the key) if the prefix glyphs cannot be drawn."""
+    undrawable = undrawable_prefix_glyphs(look.prefix_glyphs)
+    if undrawable:
+        raise TransferlabError(f"generate.prefix_glyphs: no bundled font can draw {undrawable!r} "
+                               f"(the prefix font has {PREFIX_FONT_GLYPHS})")
+
+
 def render_plate(rendered_text: str, height: int, width: int, rng: np.random.Generator,
-                 country_strip_probability: float) -> np.ndarray:
-    """One synthetic plate crop showing ``rendered_text``: uint8 RGB of shape (height, width, 3)."""
+                 look: GenerateConfig) -> np.ndarray:
+    """One synthetic plate crop showing ``rendered_text``: uint8 RGB of shape (height, width, 3).
+
+    Only the look of ``look`` is read (styles, prefix_glyphs, capture, country_strip_probability).
+    """
     fonts = fonts_for(rendered_text)
     if not fonts:
         missing = sorted({c for c in rendered_text if not c.isspace() and not any(_has_glyph(i, c) for i in range(len(FONTS)))})
         raise TransferlabError(f"no bundled font can draw {''.join(missing)!r} (plate {rendered_text!r})")
+    style = _pick_style(look.styles, rng)
+    prefix = _pick_prefix(look.prefix_glyphs, rng)
+    if _chance(rng, look.capture.very_low_resolution):  # a far-away plate: few pixels, upscaled to the crop
+        small_h = max(8, int(round(height * rng.uniform(0.35, 0.6))))
+        small_w = max(8, int(round(width * small_h / height)))
+        small = _shoot(rendered_text, prefix, small_h, small_w, rng, style, fonts, look)
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return _shoot(rendered_text, prefix, height, width, rng, style, fonts, look)
+
+
+def _shoot(rendered_text: str, prefix: str, height: int, width: int, rng: np.random.Generator, style: Style,
+           fonts: list[int], look: GenerateConfig) -> np.ndarray:
+    """Draw the plate and film it into a (height, width) crop."""
+    capture = look.capture
     s = _canvas_scale(height)
     ch, cw = int(round(height * s)), int(round(width * s))
-    strip = rng.random() < country_strip_probability
-    infrared = rng.random() < 0.08  # monochrome camera (where coloured seals would read as an '8')
-    plate, alpha = _draw_plate(rendered_text, ch, cw, rng, strip, fonts, seals_allowed=not infrared)
+    strip = style.country_strip and rng.random() < look.country_strip_probability
+    infrared = _chance(rng, capture.greyscale)  # monochrome camera (where coloured seals would read as an '8')
+    night = _chance(rng, capture.night_ir)
+    plate, alpha = _draw_plate(rendered_text, prefix, ch, cw, rng, style, strip, fonts,
+                               seals_allowed=not (infrared or night))
 
     background = cv2.resize(_background(rng, height, width), (cw, ch), interpolation=cv2.INTER_LINEAR)
-    matrix = _placement(rng, plate.shape[0], plate.shape[1], ch, cw)
+    matrix = _placement(rng, plate.shape[0], plate.shape[1], ch, cw, _crop_kind(capture, rng))
     # Colour warped with replicated edges, coverage with zero outside: a clean anti-aliased outline.
     warped = cv2.warpPerspective(plate, matrix, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     cover = cv2.warpPerspective(alpha, matrix, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=0)
     canvas = cv2.blendLinear(warped, background, cover, 1 - cover)
+    if night:  # the IR flash lights up the retro-reflective plate; the scene around it stays dark
+        scene, lit = rng.uniform(0.06, 0.3), rng.uniform(1.15, 1.6)
+        canvas *= (scene + (lit - scene) * cover)[..., None]
 
     if rng.random() < 0.2:
         length = int(round(int(rng.integers(1, 3)) * s)) | 1
@@ -134,15 +217,17 @@ def render_plate(rendered_text: str, height: int, width: int, rng: np.random.Gen
     elif rng.random() < 0.6:
         canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.2, 0.7) * s)
     image = _lighting(cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA), rng)
+    if _chance(rng, capture.colour_cast):
+        image = _colour_cast(image, rng)
 
-    if rng.random() < 0.15:  # a camera with fewer pixels on the plate, upsampled to the crop size
+    if _chance(rng, capture.low_resolution):  # a camera with fewer pixels on the plate, upsampled to the crop size
         f = rng.uniform(0.6, 0.9)
         small = cv2.resize(image, (max(4, int(width * f)), max(4, int(height * f))), interpolation=cv2.INTER_AREA)
         image = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    if infrared:
+    if infrared or night:
         gray = image @ np.float32([0.299, 0.587, 0.114])
         image = np.repeat(gray[..., None], 3, axis=2)
-    sigma = rng.uniform(0.8, 5.5)
+    sigma = rng.uniform(0.8, 5.5) * (rng.uniform(1.6, 3.0) if night else 1.0)
     noise = rng.standard_normal((height, width, 1), dtype=np.float32) * sigma
     noise = noise + rng.standard_normal((height, width, 3), dtype=np.float32) * (sigma * 0.35)
     image = np.clip(image + noise, 0, 255).astype(np.uint8)
@@ -151,4 +236,3 @@ def render_plate(rendered_text: str, height: int, width: int, rng: np.random.Gen
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return image
-
