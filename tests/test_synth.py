@@ -218,6 +218,32 @@ def test_switched_off_looks_take_nothing_from_the_generator():
     assert rng.bit_generator.state != state
 
 
+def test_comparison_preview_puts_real_crops_beside_synthetic_ones(tmp_path):
+    synthetic = [synth.render_sample(tiny(tmp_path), DEFAULT_ALPHABET, i)[1] for i in range(4)]
+    red = np.zeros((50, 120, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((20, 70), 90, np.uint8)  # another size, one channel
+    path = tmp_path / "compare.png"
+    synth.save_comparison_preview(synthetic, [red, grey], path, columns=2)
+    sheet = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    left, right = sheet[:, : sheet.shape[1] // 2], sheet[:, sheet.shape[1] // 2:]
+    is_red = (sheet[..., 0] == 255) & (sheet[..., 1] == 0) & (sheet[..., 2] == 0)
+    assert is_red[:, : sheet.shape[1] // 2].sum() >= 32 * 96  # the real crop, at the synthetic size
+    assert not is_red[:, sheet.shape[1] // 2:].any()
+    assert (left == 90).all(axis=2).sum() >= 32 * 96 and right.std() > 10
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_comparison_preview_rejects_what_it_cannot_show(tmp_path):
+    path = tmp_path / "compare.png"
+    with pytest.raises(TransferlabError, match="at least one synthetic and one real"):
+        synth.save_comparison_preview([np.zeros((8, 8, 3), np.uint8)], [], path)
+    with pytest.raises(TransferlabError, match="real image 1 is float64"):
+        synth.save_comparison_preview([np.zeros((8, 8, 3), np.uint8)], [np.zeros((8, 8), np.uint8), np.zeros((8, 8))],
+                                      path)
+    assert not path.exists()
+
+
 # --- the dataset ----------------------------------------------------------------------
 
 

@@ -18,9 +18,10 @@ lower resolution, greyscale or night infrared, colour casts and JPEG artefacts, 
 as ``generate.capture`` says. The defaults are moderate: this is the clean data; the
 ``augment`` stage adds more.
 
-This module samples the plate text and writes the dataset; the drawing lives beside it:
-``synth_glyphs`` (fonts), ``synth_draw`` (helpers), ``synth_styles`` and ``synth_scenery``
-(the flat plate) and ``synth_capture`` (the camera, ``render_plate``).
+This module samples the plate text, writes the dataset and its previews (``save_preview``;
+``save_comparison_preview`` puts a user's real crops beside synthetic ones); the drawing lives
+beside it: ``synth_glyphs`` (fonts), ``synth_draw`` (helpers), ``synth_styles`` and
+``synth_scenery`` (the flat plate) and ``synth_capture`` (the camera, ``render_plate``).
 
 Output (the convention of fast-plate-ocr, the same format users bring)::
 
@@ -171,18 +172,70 @@ class _Progress:
 
 def save_preview(images: list[np.ndarray], labels: list[str], path: str | Path, columns: int = 4) -> None:
     """A grid of crops with their labels underneath (cv2 only: fast and deterministic)."""
-    height, width = images[0].shape[:2]
+    sheet = _sheet(images, images[0].shape[:2], columns, labels)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+
+
+def save_comparison_preview(synthetic_images: list[np.ndarray], real_images: list[np.ndarray], path: str | Path,
+                            columns: int = 3) -> None:
+    """Real crops (left panel) beside synthetic ones (right panel), as one PNG written atomically.
+
+    Every crop is shown at the synthetic size (real ones stretched to it, as the model sees
+    them), so a user can judge whether the renders look like their plates. Images are uint8
+    RGB, greyscale or RGBA arrays; real ones may have any size.
+    """
+    if not synthetic_images or not real_images:
+        raise TransferlabError(f"comparison preview {path}: needs at least one synthetic and one real image "
+                               f"(got {len(synthetic_images)} and {len(real_images)})")
+    size = _as_rgb(synthetic_images[0], "synthetic image 0").shape[:2]
+    panels = []
+    for kind, images in (("real", real_images), ("synthetic", synthetic_images)):
+        grid = _sheet([_as_rgb(im, f"{kind} image {i}") for i, im in enumerate(images)], size, columns)
+        title = np.full((26, grid.shape[1], 3), 255, np.uint8)
+        cv2.putText(title, f"{kind} ({len(images)})", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        panels.append(np.vstack([title, grid]))
+    height = max(p.shape[0] for p in panels)
+    panels = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in panels]
+    divider = np.full((height, 6, 3), 160, np.uint8)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(encode_png(np.hstack([panels[0], divider, panels[1]])))
+    os.replace(tmp, path)
+
+
+def _as_rgb(image: np.ndarray, what: str) -> np.ndarray:
+    """uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> (H, W, 3) RGB; anything else is an error."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise TransferlabError(f"comparison preview: {what} is {image.dtype} of shape {image.shape}; "
+                               "expected uint8 (H, W), (H, W, 3) or (H, W, 4)")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    return image[..., :3]
+
+
+def _sheet(images: list[np.ndarray], size: tuple[int, int], columns: int,
+           captions: list[str] | None = None) -> np.ndarray:
+    """A white grid of ``images`` resized to ``size`` = (height, width), zoomed to >= 64 px high;
+    with ``captions``, each is written under its image."""
+    height, width = size
     zoom = max(1, round(64 / height))
-    cell_h, cell_w = height * zoom + 18, width * zoom
+    cell_h, cell_w = height * zoom + (18 if captions is not None else 0), width * zoom
     rows = math.ceil(len(images) / columns)
     sheet = np.full((rows * (cell_h + 4) + 4, columns * (cell_w + 4) + 4, 3), 255, np.uint8)
-    for k, (image, label) in enumerate(zip(images, labels)):
+    for k, image in enumerate(images):
         r, c = divmod(k, columns)
         y, x = 4 + r * (cell_h + 4), 4 + c * (cell_w + 4)
+        if image.shape[:2] != (height, width):  # as images.read_rgb stretches a crop to the model's size
+            shrink = image.shape[0] >= height
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         big = cv2.resize(image, (cell_w, height * zoom), interpolation=cv2.INTER_NEAREST)
         sheet[y:y + height * zoom, x:x + cell_w] = big
-        cv2.putText(sheet, label, (x + 2, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if captions is not None:
+            cv2.putText(sheet, captions[k], (x + 2, y + cell_h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+    return sheet
 
 
 def encode_png(image: np.ndarray) -> bytes:
