@@ -110,7 +110,7 @@ class GenerateConfig(Section):
         description="# digit, @ letter, * any symbol, space/- separators; other characters literal",
     )
     seed: Seed = 0
-    country_strip_probability: Fraction = Field(0.5, description="EU-style plates with the blue country strip")
+    country_strip_probability: Fraction = Field(0.5, description="how often an eu-style plate has the blue strip")
     styles: StyleWeights = Field(default_factory=StyleWeights)
     prefix_glyphs: str = Field("", description="one of these is drawn before the characters, not in the label")
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
