@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from transferlab import synth
-from transferlab.config import DEFAULT_ALPHABET, GenerateConfig, PlatesConfig
+from transferlab import synth_capture, synth_glyphs, synth_styles
+from transferlab.config import DEFAULT_ALPHABET, CaptureConfig, GenerateConfig, PlatesConfig, StyleWeights, parse_params
 from transferlab.datasets import read_plate_manifest
 from transferlab.errors import TransferlabError
 from transferlab.plates import PlateCodec
@@ -71,15 +72,15 @@ def test_formats_are_checked_before_rendering(tmp_path):
 
 @pytest.mark.parametrize(("height", "width"), [(32, 96), (64, 192), (16, 48), (80, 200)])
 def test_render_plate_shape_and_dtype(height, width):
-    image = synth.render_plate("AB-123 CD", height, width, np.random.default_rng(3), 0.5)
+    image = synth.render_plate("AB-123 CD", height, width, np.random.default_rng(3), GenerateConfig())
     assert image.shape == (height, width, 3) and image.dtype == np.uint8
     assert image.std() > 10  # a plate, not a flat picture
 
 
 def test_render_plate_is_a_function_of_its_rng():
-    a = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(7), 0.5)
-    b = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(7), 0.5)
-    c = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(8), 0.5)
+    a = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(7), GenerateConfig())
+    b = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(7), GenerateConfig())
+    c = synth.render_plate("ABC 1234", 32, 96, np.random.default_rng(8), GenerateConfig())
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -90,6 +91,13 @@ def test_fonts_are_bundled_with_their_licences():
         assert spec.file in names
     assert {"OSP-DIN.OFL-1.1.txt", "OCRB.copyright.txt", "routed-gothic.copyright.txt"} <= names
     assert synth.fonts_for("0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ-") == list(range(len(synth.FONTS)))
+    # The prefix font: a small subset of Droid Sans Fallback, with its Apache-2.0 licence.
+    assert {"DroidSansFallback-plates.ttf", "DroidSansFallback.Apache-2.0.txt",
+            "DroidSansFallback.copyright.txt"} <= names
+    assert folder.joinpath("DroidSansFallback-plates.ttf").stat().st_size < 50_000
+    assert len(synth_glyphs.PREFIX_FONT_GLYPHS) == 37
+    assert all(synth_glyphs.prefix_font(c) == synth_glyphs.PREFIX_FONT for c in synth_glyphs.PREFIX_FONT_GLYPHS)
+    assert synth_glyphs.undrawable_prefix_glyphs("京Ж沪日") == "Ж日"
 
 
 @pytest.mark.parametrize("font", range(len(synth.FONTS)))
@@ -101,6 +109,139 @@ def test_one_and_capital_i_look_different_in_every_font(font):
 
     one, eye = shape("1"), shape("I")
     assert (one & eye).sum() / (one | eye).sum() < 0.8
+
+
+# --- plate styles, prefix glyphs and capture conditions ---------------------------------
+
+
+def only(style: str) -> dict[str, float]:
+    return {name: float(name == style) for name in StyleWeights.model_fields}
+
+
+def test_styles_of_the_config_are_the_styles_drawn():
+    assert list(synth_styles.STYLES) == list(StyleWeights.model_fields)
+
+
+@pytest.mark.parametrize("style", list(synth_styles.STYLES))
+def test_each_style_renders_at_the_configured_size_and_is_deterministic(tmp_path, style):
+    cfg = tiny(tmp_path, height=24, width=80, styles=only(style), prefix_glyphs="皖苏")
+    label, a = synth.render_sample(cfg, DEFAULT_ALPHABET, 0)
+    label_again, b = synth.render_sample(cfg, DEFAULT_ALPHABET, 0)
+    _, c = synth.render_sample(cfg, DEFAULT_ALPHABET, 1)
+    assert a.shape == (24, 80, 3) and a.dtype == np.uint8 and a.std() > 10
+    assert label == label_again and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_styles_draw_their_own_plates():
+    def plate(style: str) -> np.ndarray:
+        return synth_styles._draw_plate("AB 1234", "", 60, 200, np.random.default_rng(4), synth_styles.STYLES[style],
+                                        False, synth.fonts_for("AB 1234"))[0]
+
+    plates = {style: plate(style) for style in synth_styles.STYLES}
+    assert len({p.tobytes() for p in plates.values()}) == len(plates)
+    blue = np.median(plates["cn_blue"].reshape(-1, 3), axis=0)
+    assert blue[2] > blue[0] + 80  # a blue body
+
+
+def test_a_mix_of_styles_picks_each_of_them(tmp_path):
+    cfg = tiny(tmp_path, styles={name: 1.0 for name in StyleWeights.model_fields})
+    picked = {synth_capture._pick_style(cfg.styles, synth.image_rng(0, i)) for i in range(60)}
+    assert picked == set(synth_styles.STYLES.values())
+
+
+def test_prefix_glyph_is_drawn_but_not_part_of_the_label(tmp_path):
+    plain = tiny(tmp_path, styles=only("cn_blue"), formats=["@ #####"], count=2)
+    prefixed = plain.model_copy(update={"prefix_glyphs": "皖"})
+    for index in range(2):
+        label, image = synth.render_sample(plain, DEFAULT_ALPHABET, index)
+        label_p, image_p = synth.render_sample(prefixed, DEFAULT_ALPHABET, index)
+        assert label_p == label and len(label) == 6
+        assert not np.array_equal(image, image_p)
+    # On the line of characters: the prefix adds ink on the left, the characters are unchanged.
+    line, _ = synth_glyphs.registration_line("A12345", "", 0, 1, 0.05, 0.4)
+    line_p, _ = synth_glyphs.registration_line("A12345", "皖", 0, 1, 0.05, 0.4)
+    assert line_p.shape[0] == line.shape[0] and line_p.shape[1] > line.shape[1]
+    assert np.array_equal(line_p[:, -line.shape[1]:], line) and line_p[:, : line.shape[0] // 2].any()
+
+
+def test_chinese_plates_get_a_dot_after_the_first_two_glyphs():
+    dot = synth_glyphs.SEPARATOR_DOT
+    assert synth_styles._dotted("A12345", 1) == f"A{dot}12345"  # after the prefix and one letter
+    assert synth_styles._dotted("AB 1234", 2) == f"AB{dot}1234"  # replaces the separator there
+    line, _ = synth_glyphs.registration_line(f"A{dot}12", "", 0, 0, 0.05, 0.4)
+    plain, _ = synth_glyphs.registration_line("A12", "", 0, 0, 0.05, 0.4)
+    assert line.shape[1] > plain.shape[1] and line.sum() > plain.sum()
+
+
+def test_unknown_style_or_capture_keys_are_rejected():
+    with pytest.raises(TransferlabError, match=r"generate\.styles\.jp: unknown key"):
+        parse_params({"generate": {"styles": {"eu": 1, "jp": 1}}})
+    with pytest.raises(TransferlabError, match=r"generate\.capture\.nigth_ir: unknown key \(did you mean night_ir\?\)"):
+        parse_params({"generate": {"capture": {"nigth_ir": 0.1}}})
+    with pytest.raises(TransferlabError, match="every style weight is 0"):
+        parse_params({"generate": {"styles": {"eu": 0}}})
+    with pytest.raises(TransferlabError, match="tight_crop \\+ loose_crop"):
+        parse_params({"generate": {"capture": {"tight_crop": 0.6, "loose_crop": 0.6}}})
+    with pytest.raises(TransferlabError, match="generate.prefix_glyphs: must not contain white space"):
+        parse_params({"generate": {"prefix_glyphs": "京 沪"}})
+
+
+def test_undrawable_prefix_glyphs_are_one_clear_error(tmp_path):
+    with pytest.raises(TransferlabError, match="generate.prefix_glyphs: no bundled font can draw 'Ж'"):
+        synth.generate_dataset(tiny(tmp_path / "syn", prefix_glyphs="皖Ж"), PlatesConfig(), progress=False)
+    assert not (tmp_path / "syn").exists()
+
+
+@pytest.mark.parametrize("condition", list(CaptureConfig.model_fields))
+def test_each_capture_condition_renders_at_the_configured_size(tmp_path, condition):
+    off = {name: 0.0 for name in CaptureConfig.model_fields}
+    base = tiny(tmp_path, height=24, width=80, capture=off)
+    on = base.model_copy(update={"capture": CaptureConfig(**{**off, condition: 1.0})})
+    _, plain = synth.render_sample(base, DEFAULT_ALPHABET, 3)
+    _, image = synth.render_sample(on, DEFAULT_ALPHABET, 3)
+    assert image.shape == (24, 80, 3) and image.dtype == np.uint8
+    assert not np.array_equal(image, plain)
+    if condition in ("greyscale", "night_ir"):
+        assert np.abs(image.astype(int) - image[..., :1]).max() <= 3  # grey (up to JPEG rounding)
+
+
+def test_switched_off_looks_take_nothing_from_the_generator():
+    # So the default look (eu only, new conditions at 0) renders what it rendered before styles.
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert synth_capture._pick_style(StyleWeights(), rng) is synth_styles.STYLES["eu"]
+    assert synth_capture._pick_prefix("", rng) == "" and synth_capture._pick_prefix("皖", rng) == "皖"
+    assert not synth_capture._chance(rng, 0.0)
+    assert synth_capture._crop_kind(CaptureConfig(), rng) == "normal"
+    assert rng.bit_generator.state == state
+    synth_capture._pick_style(StyleWeights(us=0.5), rng)
+    assert rng.bit_generator.state != state
+
+
+def test_comparison_preview_puts_real_crops_beside_synthetic_ones(tmp_path):
+    synthetic = [synth.render_sample(tiny(tmp_path), DEFAULT_ALPHABET, i)[1] for i in range(4)]
+    red = np.zeros((50, 120, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((20, 70), 90, np.uint8)  # another size, one channel
+    path = tmp_path / "compare.png"
+    synth.save_comparison_preview(synthetic, [red, grey], path, columns=2)
+    sheet = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    left, right = sheet[:, : sheet.shape[1] // 2], sheet[:, sheet.shape[1] // 2:]
+    is_red = (sheet[..., 0] == 255) & (sheet[..., 1] == 0) & (sheet[..., 2] == 0)
+    assert is_red[:, : sheet.shape[1] // 2].sum() >= 32 * 96  # the real crop, at the synthetic size
+    assert not is_red[:, sheet.shape[1] // 2:].any()
+    assert (left == 90).all(axis=2).sum() >= 32 * 96 and right.std() > 10
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_comparison_preview_rejects_what_it_cannot_show(tmp_path):
+    path = tmp_path / "compare.png"
+    with pytest.raises(TransferlabError, match="at least one synthetic and one real"):
+        synth.save_comparison_preview([np.zeros((8, 8, 3), np.uint8)], [], path)
+    with pytest.raises(TransferlabError, match="real image 1 is float64"):
+        synth.save_comparison_preview([np.zeros((8, 8, 3), np.uint8)], [np.zeros((8, 8), np.uint8), np.zeros((8, 8))],
+                                      path)
+    assert not path.exists()
 
 
 # --- the dataset ----------------------------------------------------------------------

@@ -69,6 +69,47 @@ class PlatesConfig(Section):
         return self
 
 
+PlateStyle = Literal["eu", "us", "cn_blue", "two_colour", "embossed"]
+
+
+class StyleWeights(Section):
+    """Relative weights of the plate styles rendered (any non-negative numbers; 0 = never)."""
+
+    eu: float = Field(1.0, ge=0, description="EU-like: white/yellow/tinted/dark, optional blue strip, seals")
+    us: float = Field(0.0, ge=0, description="US-like: scenic background, state name, slogan, stickers")
+    cn_blue: float = Field(0.0, ge=0, description="Chinese blue: white characters and border, dot after 2 glyphs")
+    two_colour: float = Field(0.0, ge=0, description="dark on yellow/white or white on green/blue")
+    embossed: float = Field(0.0, ge=0, description="stamped metal: raised characters with shadow and highlight")
+
+    @model_validator(mode="after")
+    def _check_some_style(self) -> StyleWeights:
+        if not any(self.weights().values()):
+            raise ValueError("every style weight is 0: give at least one style a positive weight")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """Style name -> weight, in the schema's order (the order styles are drawn from)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class CaptureConfig(Section):
+    """Camera conditions of the synthetic crops: the probability of each per image."""
+
+    tight_crop: Fraction = Field(0.0, description="the crop cuts into the plate edge (a tight detector box)")
+    loose_crop: Fraction = Field(0.0, description="wide margins of car around a smaller plate")
+    low_resolution: Fraction = Field(0.15, description="0.6-0.9x fewer pixels on the plate, upsampled")
+    very_low_resolution: Fraction = Field(0.0, description="rendered at 0.35-0.6x the size, then upscaled")
+    greyscale: Fraction = Field(0.08, description="monochrome camera")
+    night_ir: Fraction = Field(0.0, description="infrared flash at night: bright plate, dark scene, grey, noisy")
+    colour_cast: Fraction = Field(0.0, description="strong yellow / green / blue tint (street lamps, glass)")
+
+    @model_validator(mode="after")
+    def _check_crops(self) -> CaptureConfig:
+        if self.tight_crop + self.loose_crop > 1:
+            raise ValueError(f"tight_crop + loose_crop must be <= 1 (got {self.tight_crop} + {self.loose_crop})")
+        return self
+
+
 class GenerateConfig(Section):
     """The embedded default dataset: synthetic plates rendered deterministically from a seed."""
 
@@ -81,7 +122,10 @@ class GenerateConfig(Section):
     format_weights: list[Annotated[float, Field(gt=0)]] | None = Field(
         None, description="relative frequency of each format; null: equally often")
     seed: Seed = 0
-    country_strip_probability: Fraction = 0.5
+    country_strip_probability: Fraction = Field(0.5, description="how often an eu-style plate has the blue strip")
+    styles: StyleWeights = Field(default_factory=StyleWeights)
+    prefix_glyphs: str = Field("", description="one of these is drawn before the characters, not in the label")
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
     output: str = "data/synthetic"
 
     @field_validator("formats", mode="wrap")
@@ -103,6 +147,13 @@ class GenerateConfig(Section):
     def format_list(self) -> list[str]:
         """The explicit formats; auto without labels to imitate falls back to the built-in ones."""
         return DEFAULT_FORMATS if self.formats == AUTO else self.formats
+
+    @field_validator("prefix_glyphs")
+    @classmethod
+    def _check_prefix_glyphs(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain white space (each character is one glyph)")
+        return value
 
 
 _SLOTS = TypeAdapter(Annotated[int, Field(ge=1, le=20)])
