@@ -73,6 +73,15 @@ def augment(params_file: str) -> None:
 
 @main.command()
 @params_option
+def pretrain(params_file: str) -> None:
+    """Train on synthetic plates like yours first, when pretrain.enabled (stage `pretrain`)."""
+    from transferlab import pretrain as pretrain_stage
+
+    run_stage(pretrain_stage.run, params_file)
+
+
+@main.command()
+@params_option
 def train(params_file: str) -> None:
     """Train the configured variant and record it in MLflow (stage `train`)."""
     from transferlab import train as train_stage

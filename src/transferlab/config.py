@@ -249,6 +249,20 @@ class TrainConfig(Section):
         return self
 
 
+class PretrainConfig(Section):
+    """Stage ``pretrain``: in-domain transfer through synthetic plates like the user's (plates only)."""
+
+    enabled: bool = Field(False, description="train on the generate stage's synthetic plates first; train starts "
+                          "from that model (from ImageNet when train.pretrained, else from random weights)")
+    epochs: int = Field(5, ge=1, le=10_000)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    early_stopping_patience: int = Field(2, ge=0, le=10_000, description="0 disables early stopping")
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.05, description="synthetic plates held out to measure the synthetic validation accuracy")
+    seed: Seed = 0
+    output: str = Field("pretrain", min_length=1, description="the pretrained model and its metrics")
+
+
 class EvaluateConfig(Section):
     """Stage ``evaluate``: test-set metrics, diagnostics and inference speed."""
 
@@ -431,6 +445,7 @@ class Params(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)

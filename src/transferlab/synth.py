@@ -61,7 +61,8 @@ from transferlab.synth_capture import _canvas_scale, check_look, render_plate  #
 from transferlab.synth_glyphs import FONTS, _glyph, _has_glyph, fonts_for  # noqa: F401  (public here)
 
 LABELS_FILE = "labels.csv"
-LABEL_MODEL_FILE = "label_model.json"  # with generate.formats: auto, what the labels imitate
+LABEL_MODEL_FILE = "label_model.json"
+SKIPPED_FILE = "skipped.json"  # written instead of plates when no stage reads them  # with generate.formats: auto, what the labels imitate
 IMAGES_DIR = "images"
 PREVIEW_FILE = "preview.png"
 PREVIEW_IMAGES = 24
@@ -375,6 +376,14 @@ def run(params: Params) -> dict:
     """Stage ``generate``: write the synthetic plate dataset."""
     params = resolve_plates(params)
     cfg = params.generate
+    if not (params.reads_generator_output or params.pretrain.enabled):
+        # The user's own data and no synthetic pretraining: nothing reads these plates.
+        with atomic_output_dir(cfg.output) as out:
+            write_json(out / SKIPPED_FILE, {"rendered": 0, "why": "data.source is not generate.output and "
+                                            "pretrain.enabled is false"})
+        print(f"generate: skipped: data.source is {params.data.source} and pretrain.enabled is false "
+              "(no stage reads synthetic plates)")
+        return {"images": 0, "seconds": 0.0}
     labels = generator_label_model(params)
     if labels is not None:
         print(f"generate: plates like the {labels.labels} labels of {params.data.source}: "

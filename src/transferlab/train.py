@@ -38,7 +38,8 @@ def backup_root(params: Params, fingerprint: str) -> Path:
     A later run with other parameters must never resume from them, so the folder name
     carries a hash of everything that shapes the training.
     """
-    key = json.dumps([params.train.model_dump(), params.data.model_dump(), params.task, fingerprint], sort_keys=True)
+    key = json.dumps([params.train.model_dump(), params.data.model_dump(), params.task, fingerprint,
+                      params.pretrain.model_dump()], sort_keys=True)
     output = Path(params.train.output)
     return output.parent / f".{output.name}{BACKUP_DIR}" / hashlib.sha256(key.encode()).hexdigest()[:12]
 
@@ -68,12 +69,19 @@ def run(params: Params) -> dict:
     """Train the configured variant; write the model, metrics, history and the MLflow run."""
     from transferlab import tracking  # MLflow loads slowly; only this entry point needs it
 
+    from transferlab.pretrain import initial_model
+
+    init_from, pretrain_run = initial_model(params)
+    params = params.model_copy(update={"train": params.train.model_copy(update={"init_from": init_from})})
     cfg = params.train
     data = load_training_data(params)
     output = Path(cfg.output)
     tracking.configure()
     tags = tracking.run_tags(fingerprint=data.fingerprint)
     tags.update({"stage": "train", "backbone": cfg.backbone, "strategy": cfg.strategy, "pretrained": str(cfg.pretrained)})
+    if pretrain_run:  # in-domain transfer: the synthetic pretraining this run starts from
+        tags.update({"pretrain_run_id": pretrain_run,
+                     "mlflow.note.content": f"Starts from the synthetic pretraining run {pretrain_run} ({init_from})."})
     with tracking.tracked_run(params.mlflow.experiment, run_name=run_name(params), params=params.model_dump(),
                               tags=tags) as run:
         import mlflow
@@ -126,6 +134,8 @@ def run_name(params: Params) -> str:
     """
     cfg = params.train
     arm = "imagenet" if cfg.pretrained else "random-init"
+    if params.pretrain.enabled:
+        arm += "-synthetic"  # then fine-tuned on the real plates
     variant = f"{cfg.backbone}-{cfg.strategy}-{arm}-aug{params.augment.strength:g}-seed{cfg.seed}"
     experiment = os.environ.get("DVC_EXP_NAME")
     return f"{experiment} ({variant})" if experiment else variant
