@@ -172,7 +172,7 @@ def unclear_best(best: float, second: float | None, n: int, chance: float, name:
         return f"not distinguishable from chance ({chance:.3g}): {shown}"
     if interval.low < level:
         return (f"not clearly above chance: {shown}, whose low end does not reach {level:.3f} (chance {chance:.3g} "
-                f"plus {MIN_SKILL:.0%} of the way to perfect)")
+                f"plus {MIN_SKILL * 100:.0f} % of the way to perfect)")
     if second is None:
         return None
     diff = proportion_difference_interval(best, n, second, n)
