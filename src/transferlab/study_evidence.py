@@ -126,9 +126,9 @@ def described(name: str, interval: Interval) -> str:
 
 
 def learned_rule(chance: float, unit: str) -> str:
-    """``learned: the low end of the 95 % interval reaches 0.126 char accuracy (chance ...)``."""
-    return (f"learned: the low end of the 95 % interval reaches {learned_level(chance):.3f} {unit} (chance "
-            f"{chance:.3g} plus {MIN_SKILL * 100:.0f} % of the way to perfect)")
+    """``learned: the low end of the 95 % interval reaches 0.126 char accuracy, chance ...``."""
+    return (f"learned: the low end of the 95 % interval reaches {learned_level(chance):.3f} {unit}, chance "
+            f"{chance:.3g} plus {MIN_SKILL * 100:.0f} % of the way to perfect")
 
 
 def size_budget(sizes: pd.DataFrame, arm: str, target: float, unit: str) -> str:
