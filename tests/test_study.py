@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from transferlab import split, stats, study, study_curves, study_evidence, study_report, tracking
+from transferlab import (split, stats, study, study_curves, study_diagnostics, study_evidence, study_report,
+                         tracking)
 from transferlab.config import StudyConfig, load_params
 from transferlab.errors import TransferlabError
 from transferlab.examples import make_classification_example
@@ -196,6 +197,22 @@ def test_h2_is_premature_when_scratch_had_not_finished_learning(kind):
     ranking = study_report.strategy_ranking(frame, cfg, "char_accuracy", CHANCE)
     verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE)
     assert verdict.status == "premature" and verdict.text.startswith("No recommendation: premature — scratch")
+
+
+def test_learning_diagnostics_name_the_cells_that_had_not_learned():
+    frame, histories = premature_scratch("one class")
+    frame["monitor"] = "val_char_accuracy"
+    found = study_diagnostics.learning_diagnostics(frame, histories, "char_accuracy", CHANCE, "val_plate_accuracy")
+    fired = {x.name: x for x in found if x.fired}
+    assert set(fired) == {"one class (scratch, augment 0)", "one class (scratch, augment 0.3)",
+                          "memorisation (scratch, augment 0)", "memorisation (scratch, augment 0.3)",
+                          "flat metric (scratch, augment 0)", "flat metric (scratch, augment 0.3)"}
+    assert "training accuracy 1.000 but validation 0.100" in fired["memorisation (scratch, augment 0)"].message
+    assert "(seed 0; 3 of 3 seeds)" in fired["one class (scratch, augment 0)"].message
+    assert not any(x.fired for x in found if "finetune" in x.name)
+    counted = frame.assign(train_class_counts=[[12] * 34 + [30]] * len(frame))
+    check = study_diagnostics.samples_per_class(counted, "plates", 35, 7)
+    assert check.fired and check.name == "samples per class" and "12 training examples of the rarest character" in check.message
 
 
 def write_results(cfg: StudyConfig, frame: pd.DataFrame, histories: dict) -> None:
