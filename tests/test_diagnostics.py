@@ -56,3 +56,42 @@ def test_domain_gap_fires_when_imagenet_features_are_no_better_than_random():
     assert d.check_domain_gap([0.31, 0.29, 0.30], [0.30, 0.31, 0.29]).fired
     silent = d.check_domain_gap([0.60, 0.62, 0.58], [0.30, 0.31, 0.29])
     assert not silent.fired and "ImageNet" in silent.message
+
+
+def test_flat_metric_fires_when_the_monitor_never_moved():
+    fired = d.check_flat_metric([0.0] * 8, "val plate accuracy", kept_epoch=1)
+    assert fired.fired and "stayed at 0.000 for all 8 epochs" in fired.message and "epoch 1" in fired.message
+    assert not d.check_flat_metric([0.0, 0.0, 0.005, 0.01]).fired  # it moved
+    assert not d.check_flat_metric([0.0, 0.0]).fired  # too short to call flat
+
+
+def test_one_class_fires_when_every_image_gets_the_same_prediction():
+    collapsed = np.array([3] * 97 + [1, 2, 4])
+    assert d.majority_fraction(collapsed) == pytest.approx(0.97)
+    assert d.check_one_class(d.majority_fraction(collapsed), images=100).fired
+    assert not d.check_one_class(d.majority_fraction(np.arange(100) % 10), images=100).fired
+    plates = np.array([[1, 2, 3]] * 19 + [[1, 2, 4]])  # a plate counts as one prediction (its whole string)
+    assert d.majority_fraction(plates) == pytest.approx(0.95) and d.check_one_class(d.majority_fraction(plates)).fired
+    assert not d.check_one_class(float("nan")).fired  # not measured: no claim
+
+
+def test_memorisation_fires_on_perfect_training_and_chance_validation():
+    fired = d.check_memorisation(1.0, 0.097, chance=0.1)
+    assert fired.fired and "memorised" in fired.message
+    assert not d.check_memorisation(1.0, 0.85, chance=0.1).fired  # learned
+    assert not d.check_memorisation(0.6, 0.1, chance=0.1).fired  # not memorised (yet)
+
+
+def test_still_improving_fires_when_training_stopped_mid_climb():
+    fired = d.check_still_improving([0.1, 0.2, 0.3, 0.4, 0.5], "val accuracy")
+    assert fired.fired and fired.evidence["gain"] == pytest.approx(0.3) and fired.evidence["span"] == 3
+    assert not d.check_still_improving([0.1, 0.5, 0.6, 0.602, 0.6, 0.605]).fired  # converged: +0.005 over 3
+    assert not d.check_still_improving([0.1, 0.5, 0.7, 0.6, 0.65]).fired  # past its best
+    assert d.check_still_improving([2.0, 1.5, 1.0], "val loss", higher_is_better=False).fired  # a loss falling
+    assert not d.check_still_improving([0.3]).fired  # one epoch: cannot tell
+
+
+def test_samples_per_class_warns_below_twenty():
+    fired = d.check_samples_per_class([8, 12, 40], unit="class")
+    assert fired.fired and "8 training examples of the rarest class" in fired.message
+    assert not d.check_samples_per_class([80] * 35, unit="character").fired

@@ -79,3 +79,43 @@ def test_bootstrap_agrees_with_t_interval_on_a_large_sample():
 def test_chance_levels():
     assert stats.plate_chance(35, 7) == pytest.approx(35.0**-7)
     assert stats.plate_chance(10, 1) == pytest.approx(0.1)
+
+
+def test_learned_level_is_a_share_of_the_way_from_chance_to_perfect():
+    assert stats.learned_level(1 / 35) == pytest.approx(1 / 35 + 0.1 * (1 - 1 / 35))  # 0.126
+    assert stats.learned_level(0.5) == pytest.approx(0.55)
+    near = stats.t_interval([0.077, 0.080, 0.083])  # the default study: significant, but noise
+    assert near.low > 1 / 35 and not stats.clearly_above_chance(near, 1 / 35)
+    assert stats.clearly_above_chance(stats.t_interval([0.60, 0.62, 0.64]), 1 / 35)
+    assert not stats.clearly_above_chance(stats.t_interval([0.9]), 1 / 35)  # one seed: no interval, no claim
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    # 8 of 10: Wilson 95 % interval 0.4902 .. 0.9433 (e.g. Newcombe 1998, table I)
+    interval = stats.proportion_interval(0.8, 10)
+    assert interval.low == pytest.approx(0.4902, abs=1e-4) and interval.high == pytest.approx(0.9433, abs=1e-4)
+    assert stats.proportion_interval(0.0, 20).low == 0.0 and stats.proportion_interval(0.0, 20).high > 0
+    assert "over 10 validation images" in interval.format()
+    with pytest.raises(ValueError):
+        stats.proportion_interval(0.5, 0)
+
+
+def test_newcombe_difference_interval():
+    # Newcombe 1998 example: 56/70 vs 48/80 -> difference 0.2, interval 0.0524 .. 0.3339
+    interval = stats.proportion_difference_interval(56 / 70, 70, 48 / 80, 80)
+    assert interval.estimate == pytest.approx(0.2)
+    assert interval.low == pytest.approx(0.0524, abs=1e-3) and interval.high == pytest.approx(0.3339, abs=1e-3)
+
+
+def test_unclear_best_refuses_near_chance_and_ties():
+    assert "not distinguishable from chance" in stats.unclear_best(0.064, 0.05, 6, 1 / 35)
+    assert "not clearly above chance" in stats.unclear_best(0.08, None, 2000, 1 / 35)
+    assert "not distinguishable from trial 3" in stats.unclear_best(0.62, 0.60, 200, 1 / 35, rival="trial 3")
+    assert stats.unclear_best(0.80, 0.60, 200, 1 / 35) is None
+    assert stats.unclear_best(0.80, None, 200, 1 / 35) is None
+
+
+def test_seeds_needed_to_separate_a_paired_difference():
+    assert stats.seeds_needed([0.02, -0.01, 0.02]) == 15
+    assert stats.seeds_needed([0.01, -0.01, 0.0]) is None  # mean zero
+    assert stats.seeds_needed([0.0001, -0.03, 0.03]) is None  # would need more than MAX_SEEDS

@@ -351,3 +351,38 @@ def test_two_workers_share_one_study_and_lose_no_trial(project, name):
     assert len(parents) == 1 and sorted(children) == [0, 1, 2, 3]
     assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parents[0].info.run_id}
     assert all(c.data.tags["optuna_state"] == "COMPLETE" and c.info.status == "FINISHED" for c in children.values())
+
+
+def near_chance_trial(params, data, trial, metric, log_metric):
+    """A trial that learns nothing: about chance (1/35 per character) whatever its values."""
+    value = 1 / 35 + 0.03 * params.augment.strength
+    log_metric({metric: value}, 1)
+    return tune.TrialResult(value=value, metrics={metric: value}, epochs=1, seconds=0.0)
+
+
+def test_a_best_trial_near_chance_is_not_presented_as_a_winner(project, name, monkeypatch, capsys):
+    monkeypatch.setattr(tune, "train_trial", near_chance_trial)
+    summary = tune.run(params_for(project), config(name))
+    assert summary["clear_winner"] is False and summary["val_images"] == 6
+    assert summary["unclear"].startswith("not distinguishable from chance (0.0286)")
+    out = capsys.readouterr().out
+    assert "train the winner" not in out and "(not a clear winner)" in out
+    assert "tune: no clear winner (the best trial is not distinguishable from chance" in out
+    assert out.strip().splitlines()[-1] == summary["command"]  # still printed, as the best trial's
+    written = Path(f"tune/{name}.yaml").read_text()
+    assert written.startswith("# NOT A CLEAR WINNER: the best trial is not distinguishable from chance")
+    assert "To train it anyway:" in written and "augment" in yaml.safe_load(written)  # the values are still there
+    assert tune.next_step({"unclear": "", "command": "dvc exp run"}).startswith("tune: train the winner")
+
+
+def test_unclear_winner_needs_chance_and_the_runner_up_ruled_out():
+    chance = tune.chance_of("val_char_accuracy", 35, 7)
+    assert chance == pytest.approx(1 / 35)
+    assert tune.chance_of("val_plate_accuracy", 35, 7) == pytest.approx(35.0 ** -7)
+    # The tiny study of the brief: 0.064 on a handful of validation images.
+    assert "not distinguishable from chance" in tune.unclear_winner("val_char_accuracy", 0.064, 0.05, 6, chance)
+    tie = tune.unclear_winner("val_char_accuracy", 0.62, 0.60, 300, chance, second_trial=4)
+    assert tie.startswith("not distinguishable from trial 4 (0.6000)")
+    assert tune.unclear_winner("val_char_accuracy", 0.80, 0.60, 300, chance, second_trial=4) is None
+    assert tune.unclear_winner("val_char_accuracy", 0.80, None, 300, chance) is None  # the only trial, well above chance
+    assert "no interval" in tune.unclear_winner("val_loss", 0.3, 0.9, 300, float("nan"))

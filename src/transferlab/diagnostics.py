@@ -14,6 +14,16 @@ names the ones that were checked and passed.
 - overfitting: validation accuracy plateaus while training accuracy keeps climbing;
 - domain gap: a linear probe on ImageNet features is no better than on the features
   of a randomly initialised backbone.
+
+Checks for a model that has not learned yet (the regime where comparisons mislead), pure
+functions of curves and counts so that the study and the evaluation report share them:
+
+- flat metric: the monitored validation metric never moved from its epoch-1 value, so it
+  could neither pick the best epoch nor stop early;
+- one class: (nearly) every validation image gets the same prediction;
+- memorisation: training accuracy near 1 while validation stays near chance;
+- still improving: the validation metric was at its best at the last epoch and still rising;
+- samples per class: too few training images per class (per character for plates).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from transferlab.stats import Interval, difference_interval
+from transferlab.stats import Interval, difference_interval, learned_level
 
 # Thresholds; the report states them with every finding.
 SMALL_BATCH = 16  # BatchNorm batch statistics are noisy below this
@@ -32,6 +42,13 @@ PLATEAU_WINDOW = 3  # epochs
 PLATEAU_TOLERANCE = 0.01  # validation gains below this count as a plateau
 TRAIN_CLIMB = 0.05  # training accuracy gain over the window that counts as climbing
 EXPECTED_RANGE = (0.0, 255.0)
+FLAT_EPOCHS = 3  # a metric unchanged for at least this many epochs (all of them) is flat
+FLAT_TOLERANCE = 1e-6  # "unchanged": equal up to float noise
+ONE_CLASS_FRACTION = 0.95  # share of images given the single most common prediction
+MEMORISED_TRAIN = 0.95  # training accuracy that counts as memorised
+IMPROVING_WINDOW = 3  # epochs over which "still rising" is measured
+IMPROVING_TOLERANCE = 0.01  # a rise above this over the window, ending at the best epoch, is still learning
+MIN_PER_CLASS = 20  # training images per class (per character class for plates) below which results are fragile
 
 
 @dataclass(frozen=True)
@@ -156,3 +173,109 @@ def check_domain_gap(imagenet_scores, random_scores, paired: bool = True) -> Dia
                           "domain gap. Expect little from frozen features; fine-tune deeper or train from scratch.",
                           evidence)
     return Diagnostic("domain_gap", False, described, evidence)
+
+
+def check_flat_metric(curve, name: str = "monitored metric", min_epochs: int = FLAT_EPOCHS,
+                      tolerance: float = FLAT_TOLERANCE, kept_epoch: int | None = None) -> Diagnostic:
+    """Fires when ``curve`` (one value per epoch) never left its epoch-1 value over at least
+    ``min_epochs`` epochs: such a metric cannot choose the best epoch or stop training early."""
+    values = np.asarray(curve, np.float64)
+    evidence = {"epochs": len(values), "value": float(values[0]) if len(values) else float("nan"),
+                "kept_epoch": kept_epoch, "min_epochs": min_epochs}
+    if len(values) < min_epochs:
+        return Diagnostic("flat metric", False, f"too few epochs ({len(values)}) to judge {name}", evidence)
+    spread = float(np.abs(values - values[0]).max())
+    evidence["spread"] = spread
+    if spread <= tolerance:
+        kept = f" (weights kept from epoch {kept_epoch})" if kept_epoch is not None else ""
+        return Diagnostic("flat metric", True,
+                          f"{name} stayed at {values[0]:.3f} for all {len(values)} epochs{kept}: it cannot pick the "
+                          "best epoch or stop early. Train longer, or monitor a metric that moves (character "
+                          "accuracy, loss).", evidence)
+    return Diagnostic("flat metric", False, f"{name} moved by up to {spread:.3f} from epoch 1", evidence)
+
+
+def majority_fraction(predicted) -> float:
+    """Share of items given the single most common prediction: class ids (one per image) or
+    rows of per-slot ids (a plate counts as one prediction, its whole string)."""
+    x = np.asarray(predicted)
+    if len(x) == 0:
+        return float("nan")
+    rows = x.reshape(len(x), -1)
+    _, counts = np.unique(rows, axis=0, return_counts=True)
+    return float(counts.max() / len(rows))
+
+
+def check_one_class(fraction: float, images: int | None = None, threshold: float = ONE_CLASS_FRACTION) -> Diagnostic:
+    """Fires when at least ``threshold`` of the images get the same prediction
+    (``fraction`` from :func:`majority_fraction`): the model answers one class for everything."""
+    evidence = {"majority_fraction": float(fraction), "images": images, "threshold": threshold}
+    of = f" of {images}" if images else ""
+    if np.isfinite(fraction) and fraction >= threshold:
+        return Diagnostic("one class", True,
+                          f"the same prediction for {fraction:.0%}{of} validation images: the model has collapsed "
+                          "to one class and not learned to tell them apart yet. Train longer or lower the "
+                          "learning rate before comparing it.", evidence)
+    shown = f"{fraction:.0%}" if np.isfinite(fraction) else "unknown"
+    return Diagnostic("one class", False, f"most common prediction on {shown}{of} validation images", evidence)
+
+
+def check_memorisation(train_accuracy: float, val_accuracy: float, chance: float,
+                       train_min: float = MEMORISED_TRAIN) -> Diagnostic:
+    """Fires when the training accuracy is at least ``train_min`` while the validation accuracy
+    stays below the learned level (:func:`transferlab.stats.learned_level`): memorised, not learned."""
+    level = learned_level(chance)
+    evidence = {"train": float(train_accuracy), "val": float(val_accuracy), "chance": chance, "level": level}
+    if train_accuracy >= train_min and val_accuracy < level:
+        return Diagnostic("memorisation", True,
+                          f"training accuracy {train_accuracy:.3f} but validation {val_accuracy:.3f} (chance "
+                          f"{chance:.3g}, learned level {level:.3f}): the model memorised the training images and "
+                          "learned nothing that transfers. More data, augmentation or regularisation; "
+                          "pretrained features help most here.", evidence)
+    return Diagnostic("memorisation", False, f"training {train_accuracy:.3f} vs validation {val_accuracy:.3f}",
+                      evidence)
+
+
+def check_still_improving(curve, name: str = "validation metric", window: int = IMPROVING_WINDOW,
+                          tolerance: float = IMPROVING_TOLERANCE, higher_is_better: bool = True) -> Diagnostic:
+    """Fires when the last epoch is the best one and the metric rose by more than ``tolerance``
+    over the last ``window`` epochs (fewer when the run is shorter): training stopped mid-climb."""
+    values = np.asarray(curve, np.float64)
+    values = values[np.isfinite(values)]
+    evidence = {"name": name, "epochs": len(values), "window": window, "tolerance": tolerance}
+    if len(values) < 2:
+        return Diagnostic("still improving", False, f"too few epochs ({len(values)}) to judge {name}", evidence)
+    signed = values if higher_is_better else -values
+    span = min(window, len(values) - 1)
+    gain = float(signed[-1] - signed[-1 - span])
+    last_is_best = bool(signed[-1] >= signed[:-1].max())
+    moving = "rising" if higher_is_better else "falling"
+    evidence.update({"gain": gain, "change": float(values[-1] - values[-1 - span]), "span": span,
+                     "last": float(values[-1]), "last_is_best": last_is_best, "moving": moving})
+    if last_is_best and gain > tolerance:
+        return Diagnostic("still improving", True,
+                          f"{name} was best at the last epoch ({len(values)}) and still {moving} "
+                          f"({gain:+.3f} over the last {span} epochs): training stopped before it converged. "
+                          "Train longer before comparing.", evidence)
+    return Diagnostic("still improving", False,
+                      f"{name} {'best at the last epoch' if last_is_best else 'past its best'}, {gain:+.3f} over the "
+                      f"last {span} epochs", evidence)
+
+
+def check_samples_per_class(counts, unit: str = "class", minimum: int = MIN_PER_CLASS) -> Diagnostic:
+    """Fires when the rarest class has fewer than ``minimum`` training images (``unit``
+    "character" for plates: occurrences of each character over all slots)."""
+    x = np.asarray(counts, np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return Diagnostic("samples per class", False, f"no training counts per {unit}", {})
+    evidence = {"min": float(x.min()), "median": float(np.median(x)), "classes": len(x), "minimum": minimum}
+    plural = unit + ("es" if unit.endswith("s") else "s")
+    described = (f"{x.min():.0f} training examples of the rarest {unit} (median {np.median(x):.0f} "
+                 f"over {len(x)} {plural})")
+    if x.min() < minimum:
+        return Diagnostic("samples per class", True,
+                          f"{described}, below {minimum} per {unit}: too few to learn the {unit} reliably, "
+                          "and a comparison at this size says little about larger ones. Use more training images.",
+                          evidence)
+    return Diagnostic("samples per class", False, described, evidence)

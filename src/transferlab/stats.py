@@ -6,6 +6,11 @@ t-interval is wide: that is the honest answer, not a defect. When the design pai
 two arms by seed (same data subset and initial head), the paired difference is used.
 
 An interval that covers zero is reported as "not distinguishable from no effect".
+
+Statistically above chance is not the same as having learned something: a character
+accuracy of 0.08 against a chance of 0.029 can be "significant" and still be noise for any
+practical purpose. :data:`MIN_SKILL` sets the level an accuracy must clear before the study
+or the tuner call a result informative (:func:`learned_level`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from scipy import stats as _scipy_stats
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+# An accuracy has "learned" when the low end of its 95 % interval lies at least this share of
+# the way from chance to perfect: chance + MIN_SKILL * (1 - chance). A share, not a multiple of
+# chance: 2 x chance is impossible for two classes (1.0) and meaningless for plates (35^-7).
+# 1/35 chance -> 0.126 char accuracy; 10 classes -> 0.19; 2 classes -> 0.55; plates -> 0.10.
+MIN_SKILL = 0.10
+MAX_SEEDS = 50  # seeds_needed: beyond this the difference is too small to chase with seeds
 
 
 @dataclass(frozen=True)
@@ -28,8 +39,9 @@ class Interval:
     low: float
     high: float
     n: int
-    method: str  # "t-interval", "paired t-interval", "bootstrap", "single value"
+    method: str  # "t-interval", "paired t-interval", "bootstrap", "single value", "Wilson interval", ...
     confidence: float = CONFIDENCE
+    counted: str = "seed"  # what n counts, for the sentence
 
     def covers(self, value: float = 0.0) -> bool:
         return self.low <= value <= self.high
@@ -43,9 +55,9 @@ class Interval:
         fmt = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
         shown = fmt.format(self.estimate) + (f" {unit}" if unit else "")
         if not np.isfinite(self.low):
-            return f"{shown} (one seed only: no interval)"
+            return f"{shown} (one {self.counted} only: no interval)"
         return (f"{shown} ({self.confidence * 100:.0f} % CI {fmt.format(self.low)} … "
-                f"{fmt.format(self.high)}, {self.method} over {self.n} seed{'s' if self.n != 1 else ''})")
+                f"{fmt.format(self.high)}, {self.method} over {self.n} {self.counted}{'s' if self.n != 1 else ''})")
 
 
 def _clean(values) -> np.ndarray:
@@ -113,6 +125,77 @@ def plate_chance(num_classes: int, slots: int) -> float:
     return (1.0 / num_classes) ** slots
 
 
+def learned_level(chance: float, skill: float = MIN_SKILL) -> float:
+    """The accuracy a result must clearly exceed to count as learned (see :data:`MIN_SKILL`)."""
+    return chance + skill * (1.0 - chance)
+
+
+def clearly_above_chance(interval: Interval, chance: float, skill: float = MIN_SKILL) -> bool:
+    """True when the whole interval lies at or above :func:`learned_level` (never for one value)."""
+    return bool(np.isfinite(interval.low) and interval.low >= learned_level(chance, skill))
+
+
+def proportion_interval(proportion: float, n: int, confidence: float = CONFIDENCE,
+                        counted: str = "validation image") -> Interval:
+    """Wilson score interval of an accuracy measured on ``n`` items (good also near 0 and 1)."""
+    if n < 1:
+        raise ValueError("a proportion needs at least one item")
+    p = float(np.clip(proportion, 0.0, 1.0))
+    z = float(_scipy_stats.norm.ppf(0.5 + confidence / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), int(n), "Wilson interval", confidence,
+                    counted)
+
+
+def proportion_difference_interval(p1: float, n1: int, p2: float, n2: int, confidence: float = CONFIDENCE,
+                                   counted: str = "validation image") -> Interval:
+    """``p1 - p2`` with Newcombe's interval (from the two Wilson intervals; treats the samples as
+    independent, which is conservative when both were measured on the same images)."""
+    a = proportion_interval(p1, n1, confidence, counted)
+    b = proportion_interval(p2, n2, confidence, counted)
+    diff = a.estimate - b.estimate
+    low = diff - float(np.hypot(a.estimate - a.low, b.high - b.estimate))
+    high = diff + float(np.hypot(a.high - a.estimate, b.estimate - b.low))
+    return Interval(diff, low, high, min(int(n1), int(n2)), "Newcombe interval", confidence, counted)
+
+
+def unclear_best(best: float, second: float | None, n: int, chance: float, name: str = "accuracy",
+                 rival: str = "the runner-up") -> str | None:
+    """Why the best of several accuracies measured on the same ``n`` items is not a clear winner,
+    or None when it is one: the low end of its Wilson interval must reach :func:`learned_level`,
+    and its Newcombe difference interval to ``second`` (the runner-up) must exclude zero."""
+    interval = proportion_interval(best, n)
+    shown = f"{name} {interval.format(4, signed=False)}"
+    level = learned_level(chance)
+    if interval.low <= chance:
+        return f"not distinguishable from chance ({chance:.3g}): {shown}"
+    if interval.low < level:
+        return (f"not clearly above chance: {shown}, whose low end does not reach {level:.3f} (chance {chance:.3g} "
+                f"plus {MIN_SKILL * 100:.0f} % of the way to perfect)")
+    if second is None:
+        return None
+    diff = proportion_difference_interval(best, n, second, n)
+    if diff.low <= 0:
+        return f"not distinguishable from {rival} ({second:.4f}): difference {diff.format(4)}"
+    return None
+
+
+def seeds_needed(differences, confidence: float = CONFIDENCE, max_seeds: int = MAX_SEEDS) -> int | None:
+    """Seeds a paired t-interval would need to exclude zero, if the per-seed differences kept
+    their mean and spread; None when no number up to ``max_seeds`` would (or the mean is 0)."""
+    d = _clean(differences)
+    if len(d) < 2 or d.mean() == 0:
+        return None
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return len(d)
+    for n in range(2, max_seeds + 1):
+        if _scipy_stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n) < abs(float(d.mean())):
+            return n
+    return None
+
+
 @dataclass(frozen=True)
 class Finding:
     """One hypothesis answered: a sentence, the interval behind it, and the verdict."""
@@ -120,7 +203,9 @@ class Finding:
     key: str
     claim: str
     interval: Interval | None
-    verdict: str  # "supported" | "contradicted" | "not distinguishable from no effect" | "not run"
+    # "supported" | "contradicted" | "not distinguishable from no effect" | "not run" | withheld:
+    # "premature" (an arm had not finished learning) | "uninformative" (near chance)
+    verdict: str
     sentence: str
 
 
@@ -142,3 +227,9 @@ def finding(key: str, claim: str, what: str, interval: Interval, unit: str, digi
 
 def not_run(key: str, claim: str, why: str) -> Finding:
     return Finding(key, claim, None, "not run", f"{key} ({claim}): not answered — {why}.")
+
+
+def withheld(key: str, claim: str, decided: str, why: str) -> Finding:
+    """A hypothesis whose effect is not reported because the evidence cannot carry it:
+    ``H2 (claim): premature: scratch had not finished learning (...); train longer ...``."""
+    return Finding(key, claim, None, decided, f"{key} ({claim}): {decided}: {why}.")

@@ -60,7 +60,11 @@ MLflow
 
 Outputs
     ``tune.output`` (``tune/best_params.yaml``): the best parameters, params.yaml-style, and a
-    printed ``dvc exp run -S ...`` line that trains the winner with the full pipeline.
+    printed ``dvc exp run -S ...`` line that trains the winner with the full pipeline. The best
+    trial is called the winner only when its validation accuracy is clearly above chance and
+    distinguishable from the runner-up's (intervals on the validation count, see
+    :func:`unclear_winner`); otherwise the file says at its top that it is not a clear winner
+    and the command is printed as the best trial's, to train anyway.
 """
 
 from __future__ import annotations
@@ -782,6 +786,40 @@ def exp_run_command(values: dict[str, Any]) -> str:
     return "dvc exp run " + " ".join(f"-S {key}={_format_value(value)}" for key, value in values.items())
 
 
+def chance_of(metric: str, classes: int, slots: int) -> float:
+    """Accuracy of uniform guessing for a validation metric (NaN for a loss)."""
+    from transferlab.stats import plate_chance
+
+    if metric.endswith("loss"):
+        return float("nan")
+    return plate_chance(classes, slots) if metric == "val_plate_accuracy" else 1.0 / classes
+
+
+def unclear_winner(metric: str, best: float, second: float | None, val_images: int, chance: float,
+                   second_trial: int | None = None) -> str | None:
+    """Why the best trial is not a clear winner (:func:`transferlab.stats.unclear_best`), or None.
+
+    The count is the validation images, also for character accuracy: a plate's characters are
+    not independent trials, so counting images is the conservative choice. A loss has no
+    interval from the validation count, so it is never called clear.
+    """
+    from transferlab.stats import unclear_best
+
+    if metric.endswith("loss"):
+        return (f"ranked by {metric}, which has no interval from the validation count: chance and the runner-up "
+                "cannot be ruled out")
+    rival = f"trial {second_trial}" if second_trial is not None else "the runner-up"
+    return unclear_best(best, second, val_images, chance, metric, rival)
+
+
+def next_step(summary: dict[str, Any]) -> str:
+    """The closing lines of a study: the command, as a winner's only when it is a clear one."""
+    if summary.get("unclear"):
+        return (f"tune: no clear winner (the best trial is {summary['unclear']}); "
+                f"to train the best trial anyway:\n{summary['command']}")
+    return f"tune: train the winner with the full pipeline:\n{summary['command']}"
+
+
 def write_best_params(path: Path, values: dict[str, Any], header: list[str]) -> None:
     nested: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
@@ -951,15 +989,27 @@ def run(params: Params, cfg: TuneConfig | None = None, max_trials: int | None = 
                     hint = " (narrow tune.search.learning_rate?)" if isinstance(error, TrialDiverged) else ""
                     raise TransferlabError(f"tune: {failures_in_row} trials in a row failed, the last with "
                                            f"{type(error).__name__}: {error}{hint}; see the traceback above")
-        summary = summarise(params, cfg, study, url, metric, parent.info.run_id)
+        summary = summarise(params, cfg, study, url, metric, parent.info.run_id, data)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["trials_run_here"] = ran
-    print(f"tune: train the winner with the full pipeline:\n{summary['command']}")
+    print(next_step(summary))
     return summary
 
 
-def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, parent_id: str) -> dict:
-    """Best params file, metrics, and the parent run's best values, importances and plots."""
+def runner_up(study, best) -> Any:
+    """The second-best complete trial (None when the best is the only one)."""
+    from optuna.trial import TrialState
+
+    others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number != best.number]
+    if not others:
+        return None
+    sign = -1 if study.direction.name == "MAXIMIZE" else 1
+    return min(others, key=lambda t: sign * t.value)
+
+
+def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, parent_id: str, data: TuneData) -> dict:
+    """Best params file, metrics, and the parent run's best values, importances and plots; the best
+    trial is called a winner only when it is clearly above chance and ahead of the runner-up."""
     import mlflow
 
     from transferlab.io import write_json
@@ -972,13 +1022,21 @@ def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, par
                                f"{counts.failed} failed): run it again, or widen the search") from None
     values = best_values(best)
     command = exp_run_command(values)
+    second = runner_up(study, best)
+    unclear = unclear_winner(metric, best.value, second.value if second else None, len(data.x_val),
+                             chance_of(metric, len(data.classes), data.slots), second.number if second else None)
     header = [f"Best trial {best.number} of Optuna study {cfg.study_name!r} ({shown_url(url)}):",
-              f"{metric} {best.value:.4f} after {best.user_attrs.get('epochs', '?')} epochs "
-              f"({counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed trials).",
+              f"{metric} {best.value:.4f} after {best.user_attrs.get('epochs', '?')} epochs on {len(data.x_val)} "
+              f"validation images ({counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed trials).",
               "Train it with the full pipeline:", f"  {command}"]
+    if unclear:
+        header = [f"NOT A CLEAR WINNER: the best trial is {unclear}.",
+                  "These values are the best trial's, not a tuned result; a larger study (more validation images,",
+                  "epochs or trials) is needed to tell trials apart.", *header[:2], "To train it anyway:", header[3]]
     write_best_params(Path(cfg.output), values, header)
     importances = param_importances(study)
     summary = {"study": cfg.study_name, "metric": metric, "best_value": best.value, "best_trial": best.number,
+               "clear_winner": unclear is None, "unclear": unclear or "", "val_images": len(data.x_val),
                "best_params": values, "complete": counts.complete, "pruned": counts.pruned, "failed": counts.failed,
                "epochs_run": int(sum(t.user_attrs.get("epochs", 0) for t in study.get_trials(deepcopy=False))),
                "trial_seconds": round(sum((t.datetime_complete - t.datetime_start).total_seconds()
@@ -991,6 +1049,7 @@ def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, par
                         "epochs_run": summary["epochs_run"], "trial_seconds": summary["trial_seconds"],
                         **{f"importance.{k}": v for k, v in importances.items()}})
     mlflow.set_tags({"best_trial": best.number, "best_value": f"{best.value:.6g}", "best_command": command,
+                     "clear_winner": str(unclear is None), "not_clear_because": (unclear or "")[:500],
                      "best_mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
                      **{f"best.{k}": _format_value(v) for k, v in values.items()}})
     with tempfile.TemporaryDirectory() as tmp:
@@ -1000,7 +1059,7 @@ def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, par
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
         mlflow.log_artifact(str(folder / "trials.csv"))
         mlflow.log_artifact(cfg.output)
-    print(f"tune: best trial {best.number}: {metric} {best.value:.4f}  "
+    print(f"tune: best trial {best.number}{'' if unclear is None else ' (not a clear winner)'}: {metric} {best.value:.4f}  "
           + " ".join(f"{k}={_format_value(v)}" for k, v in values.items()) + f"  -> {cfg.output}")
     if importances:
         print("tune: parameter importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
