@@ -290,14 +290,16 @@ def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
     assert set(summary["findings"]) == {"H1", "H2", "H3 (scratch)", "H4"}
     assert summary["findings"]["H2"]["verdict"] == "not run"  # no pretrained arm with plain_cnn
     assert summary["findings"]["H4"]["verdict"] == "not run"
-    # One epoch of a tiny CNN on 24 plates stays near chance: H3 is withheld, not reported as an effect.
-    assert summary["findings"]["H3 (scratch)"]["verdict"] == "uninformative"
+    # One epoch of a tiny CNN on 24 plates predicts one plate for every image: H3 is withheld as
+    # premature, not reported as an effect.
+    assert summary["findings"]["H3 (scratch)"]["verdict"] == "premature"
     report = (root / "docs/study/report.md").read_text()
-    assert "H3 (scratch) (augmentation (strength 0.5) improves accuracy of scratch): uninformative: neither" in report
+    assert "H3 (scratch) (augmentation (strength 0.5) improves accuracy of scratch): premature: scratch had not " \
+           "finished learning" in report
     assert "95 % CI" in report and "| plate accuracy |" in report
     # One epoch of a tiny CNN on 24 plates learns nothing: the study must say so, not recommend.
-    assert summary["verdict"] == "uninformative" and "Recommended" not in report
-    assert "No recommendation: the study is uninformative" in report
+    assert summary["verdict"] == "premature" and "Recommended" not in report
+    assert "No recommendation: premature — scratch had not finished learning" in report
     assert "## Diagnostics" in report and "## Learning curves" in report
     for figure in study.FIGURES.values():
         assert (root / "docs/study" / figure).stat().st_size > 1000

@@ -236,6 +236,8 @@ def _keras_variant(params: Params, study: StudyConfig, data, variant: Variant, l
                     "total_bn": len(batchnorm_layers(backbone.model))}
     val = engine.score_model(model, train, train.x_val, train.y_val, cfg.batch_size)
     result.update({f"val_{k}": v for k, v in val.items()})
+    result.update({"val_images": len(train.y_val),
+                   "train_class_counts": np.bincount(train.y_train.ravel(), minlength=train.num_classes).tolist()})
     result.update({f"test_{k}": v for k, v in
                    engine.score_model(model, data, data.x_test, data.y_test, cfg.batch_size).items()})
     for strength in sorted({s for s in study.augment_strengths if s > 0}):

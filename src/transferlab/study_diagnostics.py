@@ -86,7 +86,7 @@ def samples_per_class(frame: pd.DataFrame, task: str, classes: int, slots: int) 
 def run_diagnostics(params: Params, study: StudyConfig, frame: pd.DataFrame, histories: dict[str, pd.DataFrame],
                     curves: dict, metric: str, chance: float, classes: int) -> list[d.Diagnostic]:
     """Every diagnostic on the study's own variants."""
-    from transferlab.models import monitored_metric  # imports keras: only when a report is written
+    from transferlab.selection import monitored_metric
 
     found = []
     first = frame.iloc[0]
