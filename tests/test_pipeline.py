@@ -142,3 +142,37 @@ def test_misspelt_parameter_fails_naming_the_key(pipeline_project: PipelineProje
 
     assert step.returncode != 0, step.tail()
     assert "augment.strenght: unknown key (did you mean strength?)" in step.output, step.tail()
+
+
+def test_a_users_csv_with_a_test_set_and_synthetic_pretraining_end_to_end(pipeline_project: PipelineProject,
+                                                                          tmp_path):
+    """The in-domain path a user with a few hundred real plates takes: plates like theirs are
+    rendered, the model pretrains on them, train starts from it, evaluate reads their test set."""
+    root = pipeline_project.copy_to(tmp_path / "project")
+    write_plate_csv(root / "real", random_plates(30, seed=11, alphabet="0123456789ABCDEF", length=6))
+    test_texts = random_plates(8, seed=12, alphabet="0123456789ABCDEF", length=6)
+    write_plate_csv(root / "heldout", test_texts)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["plates"].update(alphabet="auto", slots="auto")
+    raw["data"].update(source="real/labels.csv", test_source="heldout/labels.csv")
+    raw["pretrain"].update(enabled=True, epochs=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    step = run(root, "dvc", "repro")
+
+    assert [s for s in ("generate", "split", "pretrain", "train", "evaluate") if not step.ran(s)] == [], step.tail()
+    assert "generate: plates like the 30 labels of real/labels.csv" in step.output, step.tail()
+    synthetic = (root / "data/synthetic/labels.csv").read_text().splitlines()[1:]
+    assert synthetic and all(len(line.split(",")[1]) == 6 and set(line.split(",")[1]) <= set("0123456789ABCDEF")
+                             for line in synthetic)
+    evaluation = json.loads((root / "metrics/evaluate.json").read_text())
+    assert evaluation["test_images"] == len(test_texts)  # the user's own test set
+    pretrained = json.loads((root / "metrics/pretrain.json").read_text())
+    assert pretrained["enabled"] and {"synthetic_val_char_accuracy", "real_val_char_accuracy"} <= set(pretrained)
+    runs = {r.run_id: r for r in mlflow_runs(root)}
+    pretrain_run = runs[pretrained["run_id"]]
+    assert pretrain_run.status == "FINISHED" and pretrain_run.tags["stage"] == "pretrain"
+    train_run = runs[json.loads((root / "models/run.json").read_text())["run_id"]]
+    assert train_run.tags["pretrain_run_id"] == pretrain_run.run_id  # the two runs are linked
+    assert "synthetic" in train_run.name and train_run.tags.get("evaluated") == "true"
+    assert train_run.params["train.init_from"] == "pretrain/model.keras"  # the start it really had
