@@ -30,11 +30,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transferlab import engine, split, synth  # noqa: E402
+from transferlab import engine, split  # noqa: E402
 from transferlab.config import Params, load_params  # noqa: E402
 from transferlab.data import load_prepared  # noqa: E402
-from transferlab.formats import generator_label_model, resolve_plates  # noqa: E402
-from transferlab.pretrain import pretrain_params, synthetic_data  # noqa: E402
+from transferlab.formats import resolve_plates  # noqa: E402
+from transferlab.pretrain import pretrain_model  # noqa: E402
 from transferlab.stats import t_interval  # noqa: E402
 
 SOURCES = ("scratch", "imagenet", "synthetic", "imagenet+synthetic")
@@ -46,9 +46,7 @@ def bench_params(args, workdir: Path) -> Params:
     raw["data"].update(source=str(Path(args.csv).resolve()), test_source=str(Path(args.test).resolve())
                        if args.test else None, image_height=args.height, image_width=args.width)
     raw["split"].update(output=str(workdir / "prepared"), val_fraction=0.15, test_fraction=0.4)
-    raw["generate"].update(formats="auto", format_weights=None, count=args.synthetic, height=args.height,
-                           width=args.width, output=str(workdir / "synthetic"))
-    raw["pretrain"].update(enabled=True, epochs=args.pretrain_epochs, learning_rate=args.pretrain_lr)
+    raw["pretrain"].update(epochs=args.pretrain_epochs, learning_rate=args.pretrain_lr)
     raw["train"].update(backbone=args.backbone, pretrained=False, strategy="scratch", epochs=args.epochs, learning_rate=args.lr,
                         head_pooling=args.head_pooling, early_stopping_patience=args.patience, init_from=None)
     raw["augment"].update(strength=args.augment, copies=args.copies)
@@ -62,21 +60,18 @@ def source_params(params: Params, source: str, seed: int, init_from: str | None)
     return Params.model_validate({**params.model_dump(), "train": train})
 
 
-def pretrain(params: Params, real, synthetic, imagenet: bool, path: Path) -> float:
-    """Pretrain on the synthetic plates; the model goes to ``path``; returns the wall seconds."""
+def pretrain(params: Params, real, source: str, count: int, workdir: Path) -> tuple[str, float]:
+    """Render plates like the real ones and pretrain on them; (model path, wall seconds)."""
     started = time.monotonic()
-    p = pretrain_params(Params.model_validate({**params.model_dump(), "train": {
-        **params.train.model_dump(), "pretrained": imagenet}}))
-    result = engine.fit(p, synthetic, verbose=False)
-    result.model.save(path)
-    batch = p.train.batch_size
-    syn = engine.score_model(result.model, synthetic, synthetic.x_val, synthetic.y_val, batch)
-    zero_shot = engine.score_model(result.model, real, real.x_test, real.y_test, batch)
-    print(f"pretrain ({'ImageNet' if imagenet else 'random'} start): kept epoch {result.selection.kept_epoch}; "
-          f"synthetic validation plate accuracy {syn['plate_accuracy']:.3f}; real test without fine-tuning "
-          f"{zero_shot['plate_accuracy']:.3f} (char {zero_shot['char_accuracy']:.3f}); {time.monotonic() - started:.0f}s",
+    folder = workdir / source.replace("+", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    found = pretrain_model(params, real, count, source == "imagenet+synthetic", folder)
+    seconds = time.monotonic() - started
+    print(f"pretrain {source}: {count} synthetic plates, kept epoch {found['kept_epoch']}; synthetic validation "
+          f"plate accuracy {found['synthetic_val_plate_accuracy']:.3f}, real validation before fine-tuning "
+          f"{found['real_val_plate_accuracy']:.3f} (char {found['real_val_char_accuracy']:.3f}); {seconds:.0f}s",
           flush=True)
-    return time.monotonic() - started
+    return str(folder / "model.keras"), seconds
 
 
 def main() -> None:
@@ -112,17 +107,9 @@ def main() -> None:
           f"{params.plates.slots} slots, alphabet {params.plates.alphabet}", flush=True)
     models: dict[str, str | None] = {"scratch": None, "imagenet": None}
     seconds = {"scratch": 0.0, "imagenet": 0.0}
-    if {"synthetic", "imagenet+synthetic"} & set(args.sources):
-        t0 = time.monotonic()
-        synth.generate_dataset(params.generate, params.plates, progress=False,
-                               workers=synth.default_workers(args.synthetic), labels=generator_label_model(params))
-        synthetic = synthetic_data(params, real)
-        render = time.monotonic() - t0
-        print(f"rendered {args.synthetic} synthetic plates like the real labels in {render:.0f}s", flush=True)
-        for source, imagenet in (("synthetic", False), ("imagenet+synthetic", True)):
-            if source in args.sources:
-                models[source] = str(workdir / f"{source}.keras")
-                seconds[source] = render + pretrain(params, real, synthetic, imagenet, Path(models[source]))
+    for source in ("synthetic", "imagenet+synthetic"):
+        if source in args.sources:
+            models[source], seconds[source] = pretrain(params, real, source, args.synthetic, workdir)
     rows = []
     for source in args.sources:
         plate, char, t0 = [], [], time.monotonic()

@@ -67,6 +67,46 @@ def synthetic_data(params: Params, real: ArrayData) -> ArrayData:
                         y_val=labels[val], fingerprint=f"synthetic:{len(labels)}", x_test=None, y_test=None)
 
 
+def plate_texts(data: ArrayData) -> list[str]:
+    """The label strings of a plate training set (pads removed)."""
+    pad = data.classes[data.pad_index] if data.pad_index is not None else ""
+    return ["".join(data.classes[i] for i in row).replace(pad, "") if pad else "".join(data.classes[i] for i in row)
+            for row in data.y_train.reshape(len(data.y_train), -1)]
+
+
+def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, folder: Path) -> dict:
+    """Render ``count`` synthetic plates like ``real``'s training labels (``params.generate``'s
+    look, ``real``'s image size) into ``folder``, pretrain on them (from ImageNet or random
+    weights) and save ``folder/model.keras``; returns the pretraining's scores.
+
+    The study's synthetic sources and the real-plates benchmark use this; the pipeline's
+    own stage renders through ``generate`` instead, so DVC caches the plates.
+    """
+    from transferlab.formats import infer_label_model
+    from transferlab.synth import default_workers, generate_dataset
+
+    height, width = real.x_train.shape[1:3]
+    generate = params.generate.model_copy(update={"count": count, "height": height, "width": width,
+                                                  "output": str(folder / "synthetic")})
+    generate_dataset(generate, params.plates, progress=False, workers=default_workers(count),
+                     labels=infer_label_model(plate_texts(real)))
+    p = Params.model_validate({**params.model_dump(), "generate": generate.model_dump(),
+                               "data": {**params.data.model_dump(), "image_height": height, "image_width": width},
+                               "train": {**params.train.model_dump(), "pretrained": imagenet}})
+    synthetic = synthetic_data(p, real)
+    result = engine.fit(pretrain_params(p), synthetic, verbose=False)
+    result.model.save(folder / MODEL_FILE)
+    batch = p.train.batch_size
+    summary = {"imagenet": imagenet, "synthetic_plates": count, "kept_epoch": result.selection.kept_epoch,
+               "train_seconds": round(result.seconds, 1),
+               **{f"synthetic_val_{k}": v for k, v in
+                  engine.score_model(result.model, synthetic, synthetic.x_val, synthetic.y_val, batch).items()},
+               **{f"real_val_{k}": v for k, v in
+                  engine.score_model(result.model, real, real.x_val, real.y_val, batch).items()}}
+    write_json(folder / STATUS_FILE, summary)
+    return summary
+
+
 def run(params: Params) -> dict:
     """Pretrain (or, when disabled, say so); write the model, metrics and the MLflow run."""
     output = Path(params.pretrain.output)
