@@ -9,7 +9,7 @@ import pytest
 from helpers import random_plates, tiny_params, write_plate_csv
 from transferlab import (split, stats, study, study_curves, study_diagnostics, study_evidence, study_report,
                          tracking)
-from transferlab.config import StudyConfig, load_params
+from transferlab.config import StudyConfig, load_params, parse_params
 from transferlab.errors import TransferlabError
 from transferlab.examples import make_classification_example
 
@@ -329,3 +329,38 @@ def test_study_runs_unchanged_on_a_classification_folder(tiny_project):
     assert summary["findings"]["H2"]["verdict"] == "not run"
     report = (root / "docs/study/report.md").read_text()
     assert "Task **classification**" in report and "test **accuracy**" in report
+
+
+def test_the_grid_crosses_the_four_sources_of_initial_weights_with_strategies():
+    cfg = StudyConfig(sources=["none", "imagenet", "synthetic", "imagenet_synthetic"],
+                      source_strategies=["frozen", "finetune", "full"], seeds=[0, 1])
+    grid = [v for v in study.variants(cfg) if v.group == "sources"]
+    assert {v.source for v in grid} == {"none", "imagenet", "synthetic", "imagenet_synthetic"}
+    assert len(grid) == 4 * 3 * 2
+    chosen = next(v for v in grid if v.name == "imagenet_synthetic/finetune")
+    assert chosen.pretrained and chosen.key.startswith("imagenet_synthetic-finetune-")
+    params = parse_params({})
+    vparams = study.variant_params(params, cfg, chosen)
+    assert vparams.train.init_from.endswith("pretrained/imagenet_synthetic/model.keras")
+    assert study.variant_params(params, cfg, next(v for v in grid if v.name == "imagenet/full")).train.init_from is None
+    none = study.variant_params(params, cfg, next(v for v in grid if v.name == "none/full"))
+    assert (none.train.pretrained, none.train.init_from) == (False, None)
+
+
+def test_a_study_of_sources_pretrains_once_and_reports_each_source(tiny_project):
+    root = tiny_project
+    write_plate_csv(root / "plates", random_plates(40))
+    params = tiny_params(root, data={"source": str(root / "plates")}, pretrain={"epochs": 1},
+                         train={"head_units": 8})
+    split.run(params)
+    cfg = tiny_study(root, backbone="plain_cnn", arms=["scratch"], transfer_arm="finetune", sources=["none", "synthetic"],
+                     source_strategies=["full"], synthetic_count=40, epochs=2)
+    summary = study.run_all(params, cfg)
+    table = pd.read_csv(root / "docs/study/results.csv")
+    sources = table[table["group"] == "sources"]
+    assert set(sources["arm"]) == {"none/full", "synthetic/full"} and len(sources) == 4
+    assert (root / "study/results/pretrained/synthetic/model.keras").is_file()
+    assert "H2 (synthetic)" in summary["findings"]
+    report = (root / "docs/study/report.md").read_text()
+    assert "## Sources of the initial weights × strategies" in report
+    study.run_all(params, cfg)  # every variant and the pretrained source are reused

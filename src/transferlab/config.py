@@ -304,6 +304,12 @@ class StudyConfig(Section):
     train_sizes: list[TrainSize] = Field(default_factory=lambda: [100],
                                               description="data-size curve: other training-set sizes")
     size_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2])
+    sources: list[Literal["none", "imagenet", "synthetic", "imagenet_synthetic"]] = Field(
+        default_factory=list, description="plates: where the initial weights come from, crossed with "
+        "source_strategies (group sources); synthetic sources pretrain on synthetic_count plates like the labels")
+    source_strategies: list[Literal["frozen", "finetune", "full"]] = Field(
+        default_factory=lambda: ["finetune", "full"], min_length=1)
+    synthetic_count: int = Field(5000, ge=10, le=1_000_000, description="synthetic plates per synthetic source")
     folds: int = Field(3, ge=0, le=20, description="k-fold cross-validation over train + validation: repetition r "
                        "(the r-th seed) validates on fold r mod k, so intervals include the split's variance; 0: off")
     train_size: int = Field(400, ge=0, description="training images per variant (seeded subset; 0: all)")
@@ -329,6 +335,8 @@ class StudyConfig(Section):
     def _check(self) -> StudyConfig:
         if self.backbone == "plain_cnn" and any(a != "scratch" for a in [*self.arms, *self.strategies]):
             raise ValueError("backbone plain_cnn has no pretrained weights: only the scratch arm can run")
+        if self.backbone == "plain_cnn" and {"imagenet", "imagenet_synthetic"} & set(self.sources):
+            raise ValueError("backbone plain_cnn has no ImageNet weights: sources can only be none and synthetic")
         if self.backbone == "plain_cnn" and self.train_sizes:
             raise ValueError("backbone plain_cnn has no pretrained arm for the data-size curve: set train_sizes: []")
         if self.folds == 1:

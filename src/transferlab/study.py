@@ -39,9 +39,10 @@ import pandas as pd
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
+from transferlab.study_sources import pretrain_sources, source_model
 
 ARMS = ("scratch", "frozen", "finetune", "full", "probe")
-GROUPS = ("factorial", "strategies", "sizes")
+GROUPS = ("factorial", "strategies", "sizes", "sources")
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 RESULTS_TABLE = "results.csv"
@@ -63,20 +64,30 @@ class Variant:
     augment: float
     train_size: int
     seed: int
+    source: str = ""  # group sources: the initial weights (none, imagenet, synthetic, imagenet_synthetic)
 
     @property
     def pretrained(self) -> bool:
+        """Starts from ImageNet weights (directly, or under the synthetic pretraining)."""
+        if self.source:
+            return self.source in ("imagenet", "imagenet_synthetic")
         return self.arm != "scratch"
 
     @property
+    def name(self) -> str:
+        """The compared arm: the strategy, or source/strategy in the sources group."""
+        return f"{self.source}/{self.arm}" if self.source else self.arm
+
+    @property
     def key(self) -> str:
-        return f"{self.arm}-aug{self.augment:g}-n{self.train_size}-s{self.seed}"
+        prefix = f"{self.source}-" if self.source else ""
+        return f"{prefix}{self.arm}-aug{self.augment:g}-n{self.train_size}-s{self.seed}"
 
     def folder(self, study: StudyConfig) -> Path:
         return Path(study.output) / "variants" / self.group / self.key
 
     def label(self) -> str:
-        return f"{self.arm} aug {self.augment:g}"
+        return f"{self.name} aug {self.augment:g}"
 
 
 # --------------------------------------------------------------------------- parameters
@@ -100,6 +111,8 @@ def variants(study: StudyConfig) -> list[Variant]:
               for arm in study.strategies for seed in study.seeds]
     found += [Variant("sizes", arm, 0.0, int(n), seed)
               for arm in ("scratch", study.transfer_arm) for n in study.train_sizes for seed in study.size_seeds]
+    found += [Variant("sources", strategy, 0.0, study.train_size, seed, source)
+              for source in study.sources for strategy in study.source_strategies for seed in study.seeds]
     return found
 
 
@@ -113,7 +126,7 @@ def variant_params(params: Params, study: StudyConfig, variant: Variant) -> Para
              "pretrained": variant.pretrained, "strategy": strategy, "seed": variant.seed,
              "epochs": epochs, "finetune_epochs": study.finetune_epochs, "unfreeze_depth": study.unfreeze_depth,
              "learning_rate": study.learning_rate, "batch_size": study.batch_size, "early_stopping_patience": 0,
-             "init_from": None, "cache_features": True}
+             "init_from": source_model(study, variant.source), "cache_features": True}
     data = {**params.data.model_dump(), "image_height": study.image_height, "image_width": study.image_width}
     augment = {**params.augment.model_dump(), "strength": variant.augment,
                "copies": study.augment_copies if variant.augment > 0 else 0, "seed": variant.seed}
@@ -126,8 +139,10 @@ def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerpri
     shaping = {k: v for k, v in study.model_dump().items()
                if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
                             "experiment", "report", "transfer_arm", "metric")}
+    pretraining = [params.generate.model_dump(), params.pretrain.model_dump()] if "synthetic" in variant.source else []
     key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
-                      params.plates.model_dump(), shaping, variant.key, fingerprint], sort_keys=True, default=str)
+                      params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining],
+                     sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -256,7 +271,8 @@ def run_variant(params: Params, study: StudyConfig, data, variant: Variant,
     n_train = len(variant_data(data, study, variant).y_train)
     vparams = variant_params(params, study, variant)
     tags = tracking.run_tags(fingerprint=data.fingerprint)
-    tags.update({"study": study.name, "study_group": variant.group, "arm": variant.arm,
+    tags.update({"study": study.name, "study_group": variant.group, "arm": variant.name,
+                 "source": variant.source or ("imagenet" if variant.pretrained else "none"),
                  "pretrained": str(variant.pretrained), "augment_strength": f"{variant.augment:g}",
                  "seed": str(variant.seed), "train_size": str(n_train), "fold": str(fold_of(study, variant)), "backbone": study.backbone,
                  "strategy": variant.arm, "stage": "study"})
@@ -271,7 +287,9 @@ def run_variant(params: Params, study: StudyConfig, data, variant: Variant,
 
         runner = _probe_variant if variant.arm == "probe" else _keras_variant
         result, history = runner(params, study, data, variant, log_metric)
-        result.update({"group": variant.group, "arm": variant.arm, "pretrained": variant.pretrained,
+        result.update({"group": variant.group, "arm": variant.name, "strategy": variant.arm,
+                       "source": variant.source or ("imagenet" if variant.pretrained else "none"),
+                       "pretrained": variant.pretrained,
                        "augment": variant.augment, "train_size": n_train, "seed": variant.seed,
                        "fold": fold_of(study, variant),
                        "key": variant.key, "run_id": run.info.run_id, "backbone": study.backbone,
@@ -304,7 +322,7 @@ def _progress(k: int, n: int, variant: Variant, result: dict | None, metric: str
     value = f"{metric} {result['test_' + metric]:.3f}" if result else "failed"
     what = "cached" if skipped else f"{seconds:.0f}s"
     eta_text = f"ETA {eta / 60:.1f} min" if np.isfinite(eta) else "ETA ?"
-    return (f"study: [{k}/{n}] {variant.group:<10} {variant.arm:<8} aug {variant.augment:<4g} n {variant.train_size:<5} "
+    return (f"study: [{k}/{n}] {variant.group:<10} {variant.name:<8} aug {variant.augment:<4g} n {variant.train_size:<5} "
             f"seed {variant.seed}: {value} ({what}); elapsed {elapsed / 60:.1f} min, {eta_text}")
 
 
@@ -403,14 +421,16 @@ def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
     data = load_study_data(params, study)
     if any(v.arm == "probe" for v in variants(study)):
         compute_features(params, study, data)
+    pretrain_sources(params, study, data)
     run_variants(params, study, data=data)
     summary = report(params, study)
     print(f"study: done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     return summary
 
 
-def find_variant(study: StudyConfig, group: str, arm: str, augment: float, train_size: int, seed: int) -> Variant:
-    wanted = Variant(group, arm, float(augment), int(train_size), int(seed))
+def find_variant(study: StudyConfig, group: str, arm: str, augment: float, train_size: int, seed: int,
+                 source: str = "") -> Variant:
+    wanted = Variant(group, arm, float(augment), int(train_size), int(seed), source)
     if wanted not in variants(study):
         raise TransferlabError(f"variant {group}/{wanted.key} is not in the study grid of params.yaml")
     return wanted

@@ -102,6 +102,7 @@ def hypotheses(frame: pd.DataFrame, study: StudyConfig, metric: str, chance: flo
     else:
         findings.append(stats.not_run("H3", "augmentation improves accuracy", "study.augment_strengths has no level > 0"))
 
+    findings += source_findings(frame, metric, chance, unit)
     best_aug = [(transfer, s) for s in augmented if (transfer, s) in cells]
     if best_aug and len(cells) > 1:
         mean = {k: per_seed(v, metric).mean() for k, v in cells.items()}
@@ -117,8 +118,32 @@ def hypotheses(frame: pd.DataFrame, study: StudyConfig, metric: str, chance: flo
     return findings
 
 
+def source_findings(frame: pd.DataFrame, metric: str, chance: float, unit: str) -> list:
+    """H2 for each source of initial weights: its best strategy against random initial weights."""
+    rows = frame[frame["group"] == "sources"]
+    if rows.empty or "source" not in rows:
+        return []
+    cells = {(arm, 0.0): part for arm, part in rows.groupby("arm", sort=False)}
+    mean = {key: per_seed(part, metric).mean() for key, part in cells.items()}
+    baseline = [key for key in cells if key[0].startswith("none/")]
+    if not baseline:
+        return [stats.not_run("H2 (sources)", "the source of the initial weights matters",
+                              "study.sources has no none (random initial weights) to compare with")]
+    base = max(baseline, key=mean.get)
+    found = []
+    for source in [s for s in rows["source"].unique() if s != "none"]:
+        best = max((key for key in cells if key[0].startswith(f"{source}/")), key=mean.get)
+        found.append(compare(f"H2 ({source})", f"initial weights from {source} improve accuracy over random ones",
+                             f"{best[0]} − {base[0]}", cells, best, base, metric, chance, unit))
+    return found
+
+
 def ranked_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Variants without augmentation at the study's training size (factorial and strategies)."""
+    """The variants the recommendation ranks: the sources group (source/strategy) when the study
+    has one, since where the weights come from is then its main question; else the variants
+    without augmentation at the study's training size (factorial and strategies)."""
+    if (frame["group"] == "sources").any():
+        return frame[frame["group"] == "sources"]
     fact = frame["group"] == "factorial"
     same = frame[(frame["augment"] == 0) & frame["group"].isin(["factorial", "strategies"])]
     return same[same["train_size"] == frame[fact]["train_size"].max()] if fact.any() else same
@@ -265,7 +290,8 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
     if not sizes.empty:
         lines += [_markdown_table(sizes, {"arm": "arm", "train_size": "training images", **columns}), "",
                   f"![data size]({FIGURES['sizes']})", ""]
-    lines += ["## Strategies (no augmentation)", ""]
+    lines += ["## Sources of the initial weights × strategies (source/strategy)" if (frame["group"] == "sources").any()
+              else "## Strategies (no augmentation)", ""]
     if not ranking.empty:
         lines += [_markdown_table(ranking, {"strategy": "strategy", **columns, "train_seconds": "train s"}), ""]
     lines += ["See the verdict above.", "", f"![strategies]({FIGURES['strategies']})", "", "## Diagnostics", ""]

@@ -1,0 +1,16 @@
+"""DVC stage `study/dvc.yaml:pretrained`: the synthetic sources of study.sources, pretrained once."""
+
+from pathlib import Path
+
+from transferlab import study
+from transferlab.cli import run_stage
+from transferlab.study_sources import pretrain_sources
+
+
+def main(params) -> None:
+    (Path(params.study.output) / "pretrained").mkdir(parents=True, exist_ok=True)  # DVC's output, even if empty
+    pretrain_sources(params, params.study, study.load_study_data(params, params.study))
+
+
+if __name__ == "__main__":
+    run_stage(main)
