@@ -12,6 +12,9 @@ pipeline and the study (``task: classification``) can run on it without a downlo
 palette, sometimes with a soft gradient and print noise. ``photo``: outdoor scenes (sky
 gradient, sun, hills, trees, houses with window grids) with sensor noise, vignetting and
 slight blur. Both share colours and regular structure in places, so it is not trivial.
+
+:func:`make_digits_folders` writes real data instead: scikit-learn's 1,797 handwritten
+digits (shipped with scikit-learn, no download), one folder per digit, upscaled to RGB.
 """
 
 from __future__ import annotations
@@ -113,3 +116,23 @@ def make_classification_example(folder: str | Path, per_class: int = 60, size: i
             image = render(name, rng, (height, width))
             cv2.imwrite(str(folder / name / f"{i:04d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return folder
+
+
+def make_digits_folders(root: str | Path, size: int = 64) -> Path:
+    """Write scikit-learn's handwritten digits as ``root/<digit>/<index>.png`` (RGB uint8, ``size`` square).
+
+    The 8x8 scans (ink 0..16) are stretched to 0..255 and upscaled with bicubic interpolation,
+    so strokes stay smooth rather than blocky; no randomness, so the same files every time.
+    ``index`` is the sample's position in ``load_digits()`` (1,797 images, about 180 per digit).
+    """
+    from sklearn.datasets import load_digits  # scikit-learn imports slowly; only this needs it
+
+    root = Path(root)
+    digits = load_digits()
+    for index, (scan, digit) in enumerate(zip(digits.images, digits.target)):
+        gray = cv2.resize((scan * (255.0 / 16.0)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)  # bicubic overshoots a little at strokes
+        folder = root / str(int(digit))
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index:04d}.png"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    return root
