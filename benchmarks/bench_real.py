@@ -29,13 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transferlab import engine, split  # noqa: E402
+from arms import print_table, run_arm  # noqa: E402
+from transferlab import split  # noqa: E402
 from transferlab.config import Params, load_params  # noqa: E402
 from transferlab.data import load_prepared  # noqa: E402
 from transferlab.formats import resolve_plates  # noqa: E402
 from transferlab.pretrain import pretrain_model  # noqa: E402
-from transferlab.stats import t_interval  # noqa: E402
 
 SOURCES = ("scratch", "imagenet", "synthetic", "imagenet+synthetic")
 
@@ -110,24 +111,14 @@ def main() -> None:
     for source in ("synthetic", "imagenet+synthetic"):
         if source in args.sources:
             models[source], seconds[source] = pretrain(params, real, source, args.synthetic, workdir)
-    rows = []
+    metrics = ("plate_accuracy", "char_accuracy")
+    arms = []
     for source in args.sources:
-        plate, char, t0 = [], [], time.monotonic()
-        for seed in args.seeds:
-            p = source_params(params, source, seed, models[source])
-            result = engine.fit(p, real.augmented(p.augment), verbose=False)
-            scores = engine.score_model(result.model, real, real.x_test, real.y_test, p.train.batch_size)
-            plate.append(scores["plate_accuracy"])
-            char.append(scores["char_accuracy"])
-            print(f"{source} seed {seed}: test plate accuracy {plate[-1]:.3f}, char {char[-1]:.3f} "
-                  f"(kept epoch {result.selection.kept_epoch} of {result.epochs})", flush=True)
-        rows.append((source, t_interval(plate), t_interval(char), (time.monotonic() - t0) / len(args.seeds),
-                     seconds[source]))
-    print(f"\n{len(real.x_test)} test plates, {len(args.seeds)} seeds, 95 % t-intervals over seeds")
-    print(f"{'source':<20} {'plate accuracy':<24} {'char accuracy':<24} {'pretrain s':>10} {'train s/seed':>12}")
-    for source, plate, char, train_s, pre_s in rows:
-        print(f"{source:<20} {plate.estimate:.3f} ({plate.low:.3f} … {plate.high:.3f})  "
-              f"{char.estimate:.3f} ({char.low:.3f} … {char.high:.3f})  {pre_s:>10.0f} {train_s:>12.0f}")
+        arm = run_arm(source, lambda seed, source=source: source_params(params, source, seed, models[source]),
+                      real, args.seeds, metrics)
+        arm.extra_seconds = seconds[source]
+        arms.append(arm)
+    print_table(arms, metrics, len(real.x_test), baseline="scratch" if "scratch" in args.sources else None)
     print(f"wall time: {(time.monotonic() - started) / 60:.1f} min")
 
 

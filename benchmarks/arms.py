@@ -1,0 +1,56 @@
+"""Shared by the real-data benchmarks: train arms over seeds through the engine, print intervals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from transferlab import engine
+from transferlab.config import Params
+from transferlab.data import ArrayData
+from transferlab.stats import difference_interval, t_interval
+
+
+@dataclass
+class Arm:
+    name: str
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # "kept/trained" epochs per seed
+    seconds: float = 0.0  # per seed
+    extra_seconds: float = 0.0  # e.g. pretraining, once
+
+
+def run_arm(name: str, make_params: Callable[[int], Params], data: ArrayData, seeds: list[int],
+            metrics: tuple[str, ...], folds: int = 0) -> Arm:
+    """Train the arm once per seed (on fold ``i mod folds`` of train + validation when ``folds``)
+    and score its kept weights on the test set."""
+    arm, started = Arm(name, {m: [] for m in metrics}), time.monotonic()
+    for i, seed in enumerate(seeds):
+        params = make_params(seed)
+        part = data.fold(i % folds, folds) if folds >= 2 else data
+        result = engine.fit(params, part.augmented(params.augment), verbose=False)
+        scores = engine.score_model(result.model, data, data.x_test, data.y_test, params.train.batch_size)
+        for metric in metrics:
+            arm.scores[metric].append(scores[metric])
+        arm.kept.append(f"{result.selection.kept_epoch}/{result.epochs}")
+        shown = ", ".join(f"{m.replace('_', ' ')} {scores[m]:.3f}" for m in metrics)
+        print(f"{name} seed {seed}: test {shown} (kept epoch {arm.kept[-1]})", flush=True)
+    arm.seconds = (time.monotonic() - started) / len(seeds)
+    return arm
+
+
+def print_table(arms: list[Arm], metrics: tuple[str, ...], test_images: int, baseline: str | None = None) -> None:
+    seeds = len(next(iter(arms[0].scores.values())))
+    print(f"\n{test_images} test images, {seeds} seeds, mean and 95 % t-interval over seeds")
+    header = "".join(f"{m.replace('_', ' '):<26}" for m in metrics)
+    print(f"{'arm':<20} {header}{'kept epochs':<14}{'extra s':>8} {'train s/seed':>12}")
+    for arm in arms:
+        cells = "".join(f"{(i := t_interval(arm.scores[m])).estimate:.3f} ({i.low:.3f} … {i.high:.3f})    "
+                        for m in metrics)
+        print(f"{arm.name:<20} {cells}{' '.join(arm.kept):<14}{arm.extra_seconds:>8.0f} {arm.seconds:>12.0f}")
+    base = next((a for a in arms if a.name == baseline), None)
+    for arm in arms:
+        if base is not None and arm is not base:
+            diff = difference_interval(arm.scores[metrics[0]], base.scores[metrics[0]], paired=True)
+            print(f"{arm.name} − {base.name}: {diff.format(unit=metrics[0].replace('_', ' '))}")
