@@ -184,6 +184,9 @@ def variant_data(data, study: StudyConfig, variant: Variant):
     fold = fold_of(study, variant)
     if fold is not None:
         data = data.fold(fold, study.folds, seed=0)
+        if study.val_size and len(data.y_val) > study.val_size:  # a large pool: validation stays study.val_size
+            keep = np.sort(np.random.default_rng(12345).permutation(len(data.y_val))[:study.val_size])
+            data = data.replace(x_val=data.x_val[keep], y_val=data.y_val[keep])
     return data.subset(variant.train_size, variant.seed)
 
 
