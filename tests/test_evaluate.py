@@ -146,3 +146,17 @@ def test_config_rejects_unknown_keys_and_bad_strengths():
     with pytest.raises(Exception):
         evaluate.EvaluateConfig(augmented_strengths=[1.5])
     assert evaluate.strength_key(0.3) == "aug30" and evaluate.strength_key(0.125) == "aug12p5"
+
+
+def test_small_data_diagnostics_are_named_in_the_evaluate_report():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.1004] * 4})
+    train_metrics = {"monitor": "val_accuracy", "kept_epoch": 4, "train_accuracy": 0.98, "val_accuracy": 0.1004,
+                     "val_majority_fraction": 1.0}
+    lines = evaluate.regime_findings("classification", train_metrics, history, np.repeat(np.arange(10), 5), 10)
+    fired = {line.split(":")[0] for line in lines}
+    assert fired == {"diagnostic samples per class", "diagnostic one class", "diagnostic memorisation",
+                     "diagnostic flat metric"}
+    learning = pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.3, 0.6, 0.9]})
+    healthy = {"monitor": "val_accuracy", "train_accuracy": 0.95, "val_accuracy": 0.9, "val_majority_fraction": 0.1}
+    lines = evaluate.regime_findings("classification", healthy, learning, np.repeat(np.arange(10), 30), 10)
+    assert [line.split(":")[0] for line in lines] == ["diagnostic still improving"]

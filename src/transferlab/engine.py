@@ -260,19 +260,16 @@ def score(data: ArrayData, labels: np.ndarray, probs: np.ndarray) -> dict[str, f
     prediction (1.0 = one class, or one plate string, for every image).
     """
     from transferlab import metrics
+    from transferlab.diagnostics import majority_fraction
 
     if data.task == "plates":
         pad = data.classes[data.pad_index] if data.pad_index is not None else None
         values = metrics.plate_report(labels, probs, "".join(data.classes), pad, confusions=0).scalars()
-        predicted = [tuple(row) for row in metrics.predicted_indices(probs).tolist()]
     else:
         values = metrics.classification_report(labels, probs, data.classes, confusions=0).scalars()
-        predicted = metrics.predicted_indices(probs).tolist()
     found = {k: float(v) for k, v in values.items() if k in SCORED}
-    if predicted:
-        from collections import Counter
-
-        found["majority_fraction"] = Counter(predicted).most_common(1)[0][1] / len(predicted)
+    if len(labels):
+        found["majority_fraction"] = majority_fraction(metrics.predicted_indices(probs))
     return found
 
 

@@ -38,6 +38,7 @@ BREAKDOWN_FILE = "metrics/evaluate_breakdown.csv"  # per slot (plates) / per cla
 CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"
 AUGMENTED_FILE = "metrics/evaluate_augmented.csv"
 TRAIN_METRICS_FILE = "metrics/train.json"  # train.METRICS_FILE (not imported: train loads Keras eagerly)
+TRAIN_HISTORY_FILE = "metrics/train_history.csv"  # train.HISTORY_FILE
 PREFIX = "test_"
 
 CONFUSION_FIGURE = "confusion_matrix.png"
@@ -212,6 +213,27 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
     return lines
 
 
+def regime_findings(task: str, train_metrics: dict, history: pd.DataFrame, train_labels: np.ndarray,
+                    num_classes: int) -> list[str]:
+    """The small-data diagnostics that fired: a monitored metric that never moved, one class for
+    every validation image, memorisation, still improving at the last epoch, too few examples."""
+    from transferlab import diagnostics as d
+
+    name = "char_accuracy" if task == "plates" else "accuracy"
+    monitor = train_metrics.get("monitor", f"val_{name}")
+    found = [d.check_samples_per_class(np.bincount(np.asarray(train_labels).ravel(), minlength=num_classes),
+                                       "character" if task == "plates" else "class")]
+    if "val_majority_fraction" in train_metrics:
+        found.append(d.check_one_class(train_metrics["val_majority_fraction"]))
+    if f"train_{name}" in train_metrics and f"val_{name}" in train_metrics:
+        found.append(d.check_memorisation(train_metrics[f"train_{name}"], train_metrics[f"val_{name}"],
+                                          1.0 / num_classes))
+    if monitor in history:
+        found.append(d.check_flat_metric(history[monitor], monitor, kept_epoch=train_metrics.get("kept_epoch")))
+        found.append(d.check_still_improving(history[monitor], monitor))
+    return [f"diagnostic {x.name}: {x.message}" for x in found if x.fired]
+
+
 def worst_mistakes(evaluation: Evaluation, count: int, by: str) -> np.ndarray:
     """Indices of the wrong predictions, least (or most) confident first."""
     report = evaluation.report
@@ -366,6 +388,9 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     n_val = _split_size(params.split.output, "val")
     findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main,
                          params.augment.strength)
+    history = pd.read_csv(TRAIN_HISTORY_FILE) if Path(TRAIN_HISTORY_FILE).is_file() else pd.DataFrame()
+    findings += regime_findings(params.task, train_metrics, history,
+                                load_split(params.split.output, "train").labels, len(meta["classes"]))
     for line in findings:
         print(f"evaluate: {line}", flush=True)
 
