@@ -115,7 +115,7 @@ def main() -> None:
         common = dict(n_trials=args.trials, epochs=args.epochs, finetune_epochs=args.finetune_epochs, seed=0,
                       startup_trials=3, pruner_startup_trials=2, pruner_warmup_epochs=1, train_images=None,
                       val_images=None)
-        print(f"\n1. Pruning: {args.trials} trials; {len(data.images)} training / {len(data.x_val)} validation "
+        print(f"\n1. Pruning: {args.trials} trials; {len(data.x_train)} training / {len(data.x_val)} validation "
               f"images at {small.data.image_height}x{small.data.image_width}; {small.train.backbone} "
               f"pretrained={small.train.pretrained}, strategy {small.train.strategy}, {args.epochs} epochs"
               f"{f' + {args.finetune_epochs} finetune' if small.train.strategy == 'finetune' else ''}; "
@@ -150,7 +150,7 @@ def main() -> None:
             strategy = default.train.strategy
             epochs = tune_cfg.epochs or default.train.epochs
             print(f"\n2. Default configuration: params.yaml + its tune section; data {source}; trials train on "
-                  f"{len(data.images)} / score on {len(data.x_val)} images at {default.data.image_height}x"
+                  f"{len(data.x_train)} / score on {len(data.x_val)} images at {default.data.image_height}x"
                   f"{default.data.image_width}; {default.train.backbone} pretrained={default.train.pretrained}, "
                   f"strategy {strategy}, {epochs} epochs; metric {tune.metric_name(default, tune_cfg)}; "
                   f"timing {args.default_trials} trials")

@@ -1007,7 +1007,7 @@ def runner_up(study, best) -> Any:
     return min(others, key=lambda t: sign * t.value)
 
 
-def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, parent_id: str, data: TuneData) -> dict:
+def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, parent_id: str, data) -> dict:
     """Best params file, metrics, and the parent run's best values, importances and plots; the best
     trial is called a winner only when it is clearly above chance and ahead of the runner-up."""
     import mlflow
