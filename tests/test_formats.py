@@ -171,8 +171,10 @@ def test_a_six_character_csv_with_six_slots_needs_no_generate_formats(tmp_path):
         params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, plates={"slots": 6},
                              generate=generate)
         assert split.run(params)["total"] == 30
+    assert synth.run(params)["images"] == 0  # nothing reads synthetic plates: generate renders none
+    pretraining = params.model_copy(update={"pretrain": params.pretrain.model_copy(update={"enabled": True})})
     with pytest.raises(TransferlabError, match=r"generate.formats\[0\].*7 characters"):  # only generating needs it
-        synth.run(params)
+        synth.run(pretraining)
 
 
 def test_auto_alphabet_and_slots_are_resolved_for_every_stage_and_recorded(tmp_path):
@@ -199,7 +201,8 @@ def test_auto_slots_with_equal_lengths_keeps_fixed_length(tmp_path):
 
 def test_generate_formats_auto_imitates_the_source_labels(tmp_path):
     six_character_csv(tmp_path)
-    params = load_params(params_file(tmp_path, plates={"slots": 6}, generate={"formats": "auto", "count": 12}))
+    params = load_params(params_file(tmp_path, plates={"slots": 6}, generate={"formats": "auto", "count": 12},
+                                     pretrain={"enabled": True}))  # pretraining reads the synthetic plates
     synth.run(params)
     frame = pd.read_csv(tmp_path / "data/synthetic/labels.csv", dtype=str)
     assert all(t[:2].isalnum() and t[1] == "7" and t[2] == "K" and t[3:].isdigit() for t in frame.plate_text)
