@@ -27,8 +27,10 @@ run: setup
 test: setup
 	pytest -q
 
+# bench_real.py reads your own plate CSV: make bench REAL_CSV=path/to/labels.csv [REAL_TEST=path/to/test.csv]
 bench: setup
-	for script in benchmarks/bench_*.py; do python $$script || exit 1; done
+	for script in $(filter-out benchmarks/bench_real.py,$(wildcard benchmarks/bench_*.py)); do python $$script || exit 1; done
+	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_real.py "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)"); fi
 
 ui: setup
 	transferlab ui
