@@ -173,6 +173,38 @@ def test_chinese_plates_get_a_dot_after_the_first_two_glyphs():
     assert line.shape[1] > plain.shape[1] and line.sum() > plain.sum()
 
 
+@pytest.mark.parametrize("font", range(len(synth.FONTS)))
+def test_a_bare_one_is_one_upright_stroke_of_the_fonts_weight_height_and_advance(font):
+    one, advance = synth_glyphs._glyph(font, "1", 1)
+    bare, bare_advance = synth_glyphs._bare_one(font, 1)
+    rows = np.flatnonzero(one.max(axis=1))
+    bare_rows = np.flatnonzero(bare.max(axis=1))
+    assert bare.shape[0] == one.shape[0] and bare_advance == advance
+    assert (bare_rows[0], bare_rows[-1]) == (rows[0], rows[-1])  # same baseline and height
+    assert (bare[bare_rows] == 255).all()  # every column inked from top to bottom: no flag, no foot
+    assert bare.shape[1] < one.shape[1] and bare.sum() < one.sum()  # the flag (and foot) are gone
+
+
+def test_bare_one_changes_only_the_ones_of_a_line(tmp_path):
+    for text, changed in (("A1B71", True), ("AB 234", False)):
+        plain, _ = synth_glyphs.registration_line(text, "皖", 0, 1, 0.05, 0.4)
+        bare, _ = synth_glyphs.registration_line(text, "皖", 0, 1, 0.05, 0.4, bare_one=True)
+        assert (plain.shape != bare.shape or not np.array_equal(plain, bare)) == changed
+    cfg = tiny(tmp_path, styles=only("cn_blue"), formats=["@1111#"], prefix_glyphs="皖")
+    label, image = synth.render_sample(cfg.model_copy(update={"bare_one": 1.0}), DEFAULT_ALPHABET, 0)
+    assert label[1:5] == "1111" and image.shape == (32, 96, 3)
+    assert not np.array_equal(image, synth.render_sample(cfg, DEFAULT_ALPHABET, 0)[1])
+
+
+def test_a_bare_one_beside_an_i_in_the_alphabet_is_one_clear_error(tmp_path):
+    cfg = tiny(tmp_path / "syn", bare_one=0.5)
+    with pytest.raises(TransferlabError, match="generate.bare_one: a bare-stroke '1' looks like the 'I'"):
+        synth.generate_dataset(cfg, PlatesConfig(), progress=False)  # the default alphabet has an I
+    assert not (tmp_path / "syn").exists()
+    synth.generate_dataset(cfg, PlatesConfig(alphabet=DEFAULT_ALPHABET.replace("I", "")), progress=False)
+    assert len(pd.read_csv(tmp_path / "syn" / "labels.csv")) == 8
+
+
 def test_unknown_style_or_capture_keys_are_rejected():
     with pytest.raises(TransferlabError, match=r"generate\.styles\.jp: unknown key"):
         parse_params({"generate": {"styles": {"eu": 1, "jp": 1}}})
@@ -211,6 +243,7 @@ def test_switched_off_looks_take_nothing_from_the_generator():
     state = rng.bit_generator.state
     assert synth_capture._pick_style(StyleWeights(), rng) is synth_styles.STYLES["eu"]
     assert synth_capture._pick_prefix("", rng) == "" and synth_capture._pick_prefix("皖", rng) == "皖"
+    assert not synth_capture._chance(rng, GenerateConfig().bare_one)
     assert not synth_capture._chance(rng, 0.0)
     assert synth_capture._crop_kind(CaptureConfig(), rng) == "normal"
     assert rng.bit_generator.state == state

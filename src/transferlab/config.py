@@ -125,6 +125,8 @@ class GenerateConfig(Section):
     country_strip_probability: Fraction = Field(0.5, description="how often an eu-style plate has the blue strip")
     styles: StyleWeights = Field(default_factory=StyleWeights)
     prefix_glyphs: str = Field("", description="one of these is drawn before the characters, not in the label")
+    bare_one: Fraction = Field(0.0, description="how often a plate draws '1' as a bare stroke (no flag, no foot), "
+                               "as Chinese plates do; not with an 'I' in plates.alphabet")
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     output: str = "data/synthetic"
 

@@ -328,7 +328,7 @@ def generate_dataset(generate: GenerateConfig, plates: PlatesConfig, progress: b
     import-safe, as for any multiprocessing); the files are identical for any ``workers``.
     """
     check_formats(generate, plates, labels)
-    check_look(generate)
+    check_look(generate, plates.alphabet)
     codec = PlateCodec.from_config(plates)
     rows: list[dict[str, str]] = []
     preview: list[tuple[bytes, str]] = []

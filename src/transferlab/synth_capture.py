@@ -159,8 +159,12 @@ def _crop_kind(capture: CaptureConfig, rng: np.random.Generator) -> str:
     return "tight" if u < capture.tight_crop else "loose" if u < capture.tight_crop + capture.loose_crop else "normal"
 
 
-def check_look(look: GenerateConfig) -> None:
-    """Fail early (naming the key) if the prefix glyphs cannot be drawn."""
+def check_look(look: GenerateConfig, alphabet: str) -> None:
+    """Fail early (naming the key) if the prefix glyphs cannot be drawn, or a bare '1' would
+    look like an 'I' of the plates' ``alphabet``."""
+    if look.bare_one > 0 and "1" in alphabet and "I" in alphabet:
+        raise TransferlabError("generate.bare_one: a bare-stroke '1' looks like the 'I' that plates.alphabet "
+                               "holds (set bare_one: 0, or drop I from the alphabet as Chinese plates do)")
     undrawable = undrawable_prefix_glyphs(look.prefix_glyphs)
     if undrawable:
         raise TransferlabError(f"generate.prefix_glyphs: no bundled font can draw {undrawable!r} "
@@ -171,7 +175,7 @@ def render_plate(rendered_text: str, height: int, width: int, rng: np.random.Gen
                  look: GenerateConfig) -> np.ndarray:
     """One synthetic plate crop showing ``rendered_text``: uint8 RGB of shape (height, width, 3).
 
-    Only the look of ``look`` is read (styles, prefix_glyphs, capture, country_strip_probability).
+    Only the look of ``look`` is read (styles, prefix_glyphs, bare_one, capture, country_strip_probability).
     """
     fonts = fonts_for(rendered_text)
     if not fonts:
@@ -196,8 +200,9 @@ def _shoot(rendered_text: str, prefix: str, height: int, width: int, rng: np.ran
     strip = style.country_strip and rng.random() < look.country_strip_probability
     infrared = _chance(rng, capture.greyscale)  # monochrome camera (where coloured seals would read as an '8')
     night = _chance(rng, capture.night_ir)
+    bare_one = _chance(rng, look.bare_one)
     plate, alpha = _draw_plate(rendered_text, prefix, ch, cw, rng, style, strip, fonts,
-                               seals_allowed=not (infrared or night))
+                               seals_allowed=not (infrared or night), bare_one=bare_one)
 
     background = cv2.resize(_background(rng, height, width), (cw, ch), interpolation=cv2.INTER_LINEAR)
     matrix = _placement(rng, plate.shape[0], plate.shape[1], ch, cw, _crop_kind(capture, rng))

@@ -101,6 +101,23 @@ def _glyph(index: int, ch: str, stroke: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(ink[:, cols[0]:cols[-1] + 1]), advance
 
 
+@functools.lru_cache(maxsize=None)
+def _bare_one(index: int, stroke: int) -> tuple[np.ndarray, int]:
+    """The font's '1' as a bare vertical stroke (no flag, no foot), as Chinese plates draw it.
+
+    The stroke keeps the font's stem width (measured in the middle rows, where a '1' is only
+    its stem), its height and its advance, so spacing and weight stay the font's own.
+    """
+    ink, advance = _glyph(index, "1", stroke)
+    rows = np.flatnonzero(ink.max(axis=1))
+    top, bottom = int(rows[0]), int(rows[-1])
+    middle = ink[top + (bottom - top) * 2 // 5: top + (bottom - top) * 3 // 5 + 1] > 127
+    stem = max(1, int(round(float(np.median(middle.sum(axis=1))))))
+    bar = np.zeros((ink.shape[0], stem), np.uint8)
+    bar[top:bottom + 1] = 255
+    return bar, advance
+
+
 def fonts_for(text: str) -> list[int]:
     """Indices of the bundled fonts that can draw every character of ``text``."""
     chars = {c for c in text if not c.isspace()}
@@ -108,12 +125,13 @@ def fonts_for(text: str) -> list[int]:
 
 
 def _text_line(text: str, font: int, stroke: int, tracking: float, space: float,
-               seal_space: float = 0.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+               seal_space: float = 0.0, bare_one: bool = False) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """One line of text as a tight uint8 mask, and the column spans of its spaces.
 
     ``tracking`` and ``space`` are fractions of the glyph size: extra room between
     characters, and the width of a space. ``seal_space`` (if > 0) widens spaces for seals.
-    ``SEPARATOR_DOT`` is drawn as a round dot at mid-height.
+    ``SEPARATOR_DOT`` is drawn as a round dot at mid-height. ``bare_one``: every '1' is a
+    bare stroke (``_bare_one``).
     """
     placed: list[tuple[int, np.ndarray]] = []
     spaces: list[tuple[int, int]] = []
@@ -131,7 +149,7 @@ def _text_line(text: str, font: int, stroke: int, tracking: float, space: float,
             dots.append(x + width // 2)
             x += width + gap
             continue
-        ink, advance = _glyph(font, ch, stroke)
+        ink, advance = _bare_one(font, stroke) if bare_one and ch == "1" else _glyph(font, ch, stroke)
         cell = max(advance, ink.shape[1])
         placed.append((x + (cell - ink.shape[1]) // 2, ink))
         x += cell + gap
@@ -154,13 +172,13 @@ def _text_line(text: str, font: int, stroke: int, tracking: float, space: float,
 
 
 def registration_line(text: str, prefix: str, font: int, stroke: int, tracking: float, space: float,
-                      seal_space: float = 0.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+                      seal_space: float = 0.0, bare_one: bool = False) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``_text_line`` of ``text`` with ``prefix`` (one glyph or empty) drawn before it.
 
     The prefix is squeezed into a character cell as tall as the line (as on Chinese plates);
     it is drawn but is no part of the label.
     """
-    line, spaces = _text_line(text, font, stroke, tracking, space, seal_space)
+    line, spaces = _text_line(text, font, stroke, tracking, space, seal_space, bare_one)
     if not prefix:
         return line, spaces
     height = line.shape[0]

@@ -112,11 +112,12 @@ STYLES: dict[str, Style] = {
 
 def _draw_plate(rendered: str, prefix: str, canvas_h: int, canvas_w: int, rng: np.random.Generator,
                 style: Style, strip: bool, fonts: list[int],
-                seals_allowed: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                seals_allowed: bool = True, bare_one: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The flat plate (maybe in its holder frame): float32 RGB and its 0..1 alpha.
 
     ``prefix`` (one glyph or empty) is drawn before the characters of ``rendered``. The plate's
-    pixel size is about the size it will cover on the canvas (no wasted pixels).
+    pixel size is about the size it will cover on the canvas (no wasted pixels). ``bare_one``:
+    every '1' is a bare stroke, as on Chinese plates.
     """
     aspect = rng.uniform(3.6, 4.8) if strip else rng.uniform(*style.aspect)
     ph = int(round(min(canvas_h * 0.9, canvas_w / aspect)))
@@ -154,7 +155,7 @@ def _draw_plate(rendered: str, prefix: str, canvas_h: int, canvas_w: int, rng: n
 
     text = _dotted(rendered.strip(), 2 - len(prefix)) if style.dot else rendered.strip()
     _draw_registration(plate, body, ink, text, prefix, rng, style, fonts, seals_allowed,
-                       (text_left, top, text_right, bottom))
+                       (text_left, top, text_right, bottom), bare_one)
     if rng.random() < style.bolts:  # mounting bolts
         by = int(round(ph * rng.uniform(0.07, 0.13)))
         br = max(1, int(round(ph * rng.uniform(0.025, 0.04))))
@@ -230,7 +231,7 @@ def _dotted(text: str, after: int) -> str:
 
 def _draw_registration(plate: np.ndarray, body: np.ndarray, ink: np.ndarray, text: str, prefix: str,
                        rng: np.random.Generator, style: Style, fonts: list[int], seals_allowed: bool,
-                       area: tuple[float, float, float, float]) -> None:
+                       area: tuple[float, float, float, float], bare_one: bool = False) -> None:
     """The characters (and prefix glyph), sized and placed at random in ``area`` = (left, top, right, bottom)."""
     ph = plate.shape[0]
     text_left, top, text_right, bottom = area
@@ -238,7 +239,8 @@ def _draw_registration(plate: np.ndarray, body: np.ndarray, ink: np.ndarray, tex
     stroke = FONTS[font].strokes[rng.integers(len(FONTS[font].strokes))]
     seals = style.seals > 0 and seals_allowed and " " in text and rng.random() < style.seals
     line, spaces = registration_line(text, prefix, font, stroke, tracking=rng.uniform(*style.tracking),
-                                     space=rng.uniform(0.25, 0.9), seal_space=0.9 if seals else 0.0)
+                                     space=rng.uniform(0.25, 0.9), seal_space=0.9 if seals else 0.0,
+                                     bare_one=bare_one)
     avail_w = text_right - text_left
     avail_h = bottom - top
     th = avail_h * (rng.uniform(0.56, 0.74) if avail_h == ph else rng.uniform(*style.text_fill))
