@@ -20,6 +20,7 @@ from transferlab.formats import (
     plates_record,
     resolve_plates,
     sample_labels,
+    sample_uniform_plate,
 )
 from transferlab.io import read_json
 
@@ -134,6 +135,38 @@ def test_symbols_never_seen_are_never_sampled_even_for_rare_patterns():
     assert rare and len(set(rare)) > 2  # not only the two labels replayed
 
 
+def test_uniform_plates_keep_layouts_and_literals_but_flatten_skewed_characters():
+    labels = development_like_labels()  # 'A' first in ~63 % of the labels; '@@-####' always ends in 7
+    model = infer_label_model(labels)
+    rng = np.random.default_rng(0)
+    samples = [sample_uniform_plate(model, rng)[1] for _ in range(SAMPLES)]
+    real_layouts = shares(label_skeleton(t)[1] for t in labels)
+    for layout, share in shares(label_skeleton(t)[1] for t in samples).items():
+        assert share == pytest.approx(real_layouts[layout], abs=TOLERANCE), layout
+    assert all(t.endswith("7") for t in samples if "-" in t)  # a literal stays a rule
+    six = [t for t in samples if len(t) == 6 and t.isalnum()]  # the 'A' layout (the 5-character one has a space)
+    letters = [c for c in model.alphabet if c.isalpha()]  # a letter there: any letter of the labels, equally often
+    assert shares(t[0] for t in six)["A"] == pytest.approx(1 / len(letters), abs=TOLERANCE)
+    assert set("".join(samples)) <= set(model.alphabet) | {" ", "-"}
+    # only the kinds the labels show at a position: 6-character labels never start with a digit
+    assert {t[:2].isalpha() for t in six} == {True} and {t[2:].isdigit() for t in six} == {True}
+    assert {t[0] for t in six} == set(letters)  # not only the six letters the labels start with
+
+
+def test_generate_uniform_share_draws_that_share_uniformly(tmp_path):
+    labels = development_like_labels(100)
+    params = tiny_params(tmp_path, plates={"slots": 6, "variable_length": True},
+                         generate={"count": 8, "uniform_share": 0.0})
+    model = infer_label_model(labels)
+    like = synth.generate_dataset(params.generate, params.plates, progress=False, labels=model)
+    assert list(like.plate_text) == [synth.render_sample(params.generate, params.plates.alphabet, i, model)[0]
+                                     for i in range(8)]
+    flat = params.generate.model_copy(update={"uniform_share": 1.0})
+    rng = synth.image_rng(flat.seed, 0)
+    rng.random()  # the share's draw
+    assert synth.render_sample(flat, params.plates.alphabet, 0, model)[0] == sample_uniform_plate(model, rng)[0]
+
+
 def test_an_alphabet_symbol_absent_from_the_labels_is_never_rendered(tmp_path):
     labels = development_like_labels(100)
     model = infer_label_model(labels)
@@ -227,6 +260,7 @@ def test_generate_formats_auto_on_the_built_in_demo_draws_the_default_format(tmp
     ({"generate": {"formats": ["@@@ ####"], "format_weights": [1, 2]}},
      "generate.format_weights: 2 weight(s) for 1 format(s)"),
     ({"generate": {"format_weights": [1]}}, "generate.format_weights: formats: auto takes its weights from the labels"),
+    ({"generate": {"formats": ["@@@ ####"], "uniform_share": 0.5}}, "generate.uniform_share: only with formats: auto"),
 ])
 def test_bad_auto_and_format_settings_name_the_key(tmp_path, sections, fragment):
     if sections.get("data", {}).get("source") == "SYNTHETIC":  # the generator's output, under tmp_path

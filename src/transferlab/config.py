@@ -124,6 +124,9 @@ class GenerateConfig(Section):
     seed: Seed = 0
     country_strip_probability: Fraction = Field(0.5, description="how often an eu-style plate has the blue strip")
     styles: StyleWeights = Field(default_factory=StyleWeights)
+    uniform_share: Fraction = Field(0.0, description="with formats: auto, the share of plates whose characters are "
+                                    "drawn uniformly (each position from the kinds of symbol the labels show there), "
+                                    "not by the labels' frequencies")
     prefix_glyphs: str = Field("", description="one of these is drawn before the characters, not in the label")
     bare_one: Fraction = Field(0.0, description="how often a plate draws '1' as a bare stroke (no flag, no foot), "
                                "as Chinese plates do; not with an 'I' in plates.alphabet")
@@ -149,6 +152,13 @@ class GenerateConfig(Section):
     def format_list(self) -> list[str]:
         """The explicit formats; auto without labels to imitate falls back to the built-in ones."""
         return DEFAULT_FORMATS if self.formats == AUTO else self.formats
+
+    @field_validator("uniform_share")
+    @classmethod
+    def _check_uniform_share(cls, value, info):
+        if value and info.data.get("formats", AUTO) != AUTO:
+            raise ValueError("only with formats: auto (explicit formats already draw their characters uniformly)")
+        return value
 
     @field_validator("prefix_glyphs")
     @classmethod

@@ -21,6 +21,10 @@ Rules, so that the inferred formats are predictable:
   character) with the weight of 4 labels: a pattern seen twice does not just replay its two
   labels, one seen 1,000 times is not changed visibly, and only symbols of the labels occur.
   Literal positions are not smoothed: they draw only what the pattern shows there.
+- ``sample_uniform_plate`` keeps a pattern's layout and literals but draws every other
+  character uniformly from the symbols of the kinds the labels show at that position (over
+  the labels of its length). Real sets are skewed (886 of 1,000 Chinese plates start 'A'):
+  a share of such plates lets pretraining see every symbol everywhere it can occur.
 """
 
 from __future__ import annotations
@@ -186,6 +190,20 @@ class LabelModel:
         return _cumulative(np.array([p.count for p in self.patterns], float)), tables
 
 
+    @functools.cached_property
+    def _uniform_symbols(self) -> list[list[str | None]]:
+        """Per pattern and position: the literal, or every symbol of the kinds seen at that position."""
+        kinds: dict[tuple[int, int], set[str]] = defaultdict(set)  # (length, position) -> placeholders seen
+        for p in self.patterns:
+            for i, counts in enumerate(p.positions):
+                kinds[len(p.positions), i].update(char_class(c) for c in counts)
+        by_kind: dict[str, str] = defaultdict(str)
+        for c in self.alphabet:
+            by_kind[char_class(c)] += c
+        return [[p.literal(i) or "".join(by_kind[k] for k in sorted(kinds[len(p.positions), i]))
+                 for i in range(len(p.positions))] for p in self.patterns]
+
+
 def _cumulative(weights: np.ndarray) -> np.ndarray:
     cum = np.cumsum(weights / weights.sum())
     cum[-1] = 1.0  # rng.random() < 1: the last entry is always reachable, never overrun
@@ -220,6 +238,14 @@ def sample_plate(model: LabelModel, rng: np.random.Generator) -> tuple[str, str]
     pattern_cum, tables = model._tables
     k = int(np.searchsorted(pattern_cum, rng.random(), side="right"))
     chars = [symbols[int(np.searchsorted(cum, rng.random(), side="right"))] for symbols, cum in tables[k]]
+    return "".join(chars), _fill(model.patterns[k].skeleton, chars)
+
+
+def sample_uniform_plate(model: LabelModel, rng: np.random.Generator) -> tuple[str, str]:
+    """One plate in a pattern of the labels (drawn by frequency) with uniformly drawn characters."""
+    pattern_cum, _ = model._tables
+    k = int(np.searchsorted(pattern_cum, rng.random(), side="right"))
+    chars = [symbols[int(rng.integers(len(symbols)))] for symbols in model._uniform_symbols[k]]
     return "".join(chars), _fill(model.patterns[k].skeleton, chars)
 
 

@@ -54,7 +54,7 @@ from transferlab.config import (
     PlatesConfig,
 )
 from transferlab.errors import TransferlabError
-from transferlab.formats import LabelModel, generator_label_model, resolve_plates, sample_plate
+from transferlab.formats import LabelModel, generator_label_model, resolve_plates, sample_plate, sample_uniform_plate
 from transferlab.io import atomic_output_dir, write_json
 from transferlab.plates import LabelError, PlateCodec
 from transferlab.synth_capture import _canvas_scale, check_look, render_plate  # noqa: F401  (public here)
@@ -118,6 +118,8 @@ def sample_plate_text(generate: GenerateConfig, alphabet: str, rng: np.random.Ge
                       labels: LabelModel | None = None) -> tuple[str, str]:
     """(label, rendered text) of one plate: like ``labels`` when given, else of one of the formats."""
     if labels is not None:
+        if generate.uniform_share and rng.random() < generate.uniform_share:  # no extra draw at 0: same plates
+            return sample_uniform_plate(labels, rng)
         return sample_plate(labels, rng)
     formats = generate.format_list
     if generate.format_weights is None:
