@@ -443,8 +443,10 @@ def pip_requirements() -> list[str]:
     """Pinned requirements of the pyfunc (explicit: inferring them reloads the model in a subprocess)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    found = []
-    for name in ("keras", "tensorflow-cpu", "numpy", "pandas", "opencv-python", "mlflow", "pyyaml"):
+    from transferlab import backend
+
+    found = backend.requirements()
+    for name in ("numpy", "pandas", "opencv-python", "mlflow", "pyyaml"):
         try:
             found.append(f"{name}=={version(name)}")
         except PackageNotFoundError:

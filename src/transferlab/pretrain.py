@@ -76,8 +76,9 @@ def plate_texts(data: ArrayData) -> list[str]:
 
 def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, folder: Path) -> dict:
     """Render ``count`` synthetic plates like ``real``'s training labels (``params.generate``'s
-    look, ``real``'s image size) into ``folder``, pretrain on them (from ImageNet or random
-    weights) and save ``folder/model.keras``; returns the pretraining's scores.
+    look, rendered at ``generate.height`` × ``generate.width`` and read at ``real``'s image
+    size, as the pipeline's stages do) into ``folder``, pretrain on them (from ImageNet or
+    random weights) and save ``folder/model.keras``; returns the pretraining's scores.
 
     The study's synthetic sources and the real-plates benchmark use this; the pipeline's
     own stage renders through ``generate`` instead, so DVC caches the plates.
@@ -86,8 +87,7 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
     from transferlab.synth import default_workers, generate_dataset
 
     height, width = real.x_train.shape[1:3]
-    generate = params.generate.model_copy(update={"count": count, "height": height, "width": width,
-                                                  "output": str(folder / "synthetic")})
+    generate = params.generate.model_copy(update={"count": count, "output": str(folder / "synthetic")})
     generate_dataset(generate, params.plates, progress=False, workers=default_workers(count),
                      labels=infer_label_model(plate_texts(real)))
     p = Params.model_validate({**params.model_dump(), "generate": generate.model_dump(),

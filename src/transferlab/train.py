@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from transferlab import engine
+from transferlab import backend, engine
 from transferlab.config import Params
 from transferlab.data import ArrayData, load_prepared
 from transferlab.errors import TransferlabError
@@ -78,7 +78,8 @@ def run(params: Params) -> dict:
     output = Path(cfg.output)
     tracking.configure()
     tags = tracking.run_tags(fingerprint=data.fingerprint)
-    tags.update({"stage": "train", "backbone": cfg.backbone, "strategy": cfg.strategy, "pretrained": str(cfg.pretrained)})
+    tags.update({"stage": "train", "backbone": cfg.backbone, "strategy": cfg.strategy, "pretrained": str(cfg.pretrained),
+                 "keras_backend": backend.name()})
     if pretrain_run:  # in-domain transfer: the synthetic pretraining this run starts from
         tags.update({"pretrain_run_id": pretrain_run,
                      "mlflow.note.content": f"Starts from the synthetic pretraining run {pretrain_run} ({init_from})."})
@@ -149,7 +150,7 @@ def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> 
     example = example.astype(np.float32)
     signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
     # Explicit requirements: inferring them would load the model again in a subprocess.
-    requirements = [f"keras=={keras.__version__}", "tensorflow-cpu==2.21.0"]
+    requirements = backend.requirements()
     # No input_example: mlflow.keras 3.17 writes it before creating the model folder (and
     # one image is ~37,000 JSON numbers); the signature already states shapes and dtypes.
     mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements,
