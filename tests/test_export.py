@@ -193,6 +193,9 @@ def test_the_pyfunc_reads_the_exported_model_when_given_one(project):
 
 
 def test_evaluate_export_is_typed_and_unknown_keys_are_refused():
+    from transferlab import config
+
+    assert cli.DEFAULT_PARAMS_FILE == config.DEFAULT_PARAMS_FILE  # cli keeps a copy to start without pydantic
     assert parse_params({"evaluate": {"export": False}}).evaluate.export is False
     with pytest.raises(TransferlabError, match="export_sample"):
         parse_params({"evaluate": {"export_sample": 3}})

@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from transferlab.config import DEFAULT_PARAMS_FILE, Params, load_params
 from transferlab.errors import TransferlabError
+
+if TYPE_CHECKING:
+    from transferlab.config import Params
+
+# transferlab.config.DEFAULT_PARAMS_FILE, not imported: the config schema loads pydantic
+# (0.13 s), and `transferlab predict` on an exported model needs none of it.
+DEFAULT_PARAMS_FILE = "params.yaml"
 
 # TensorFlow's C++ start-up logs (and a harmless tf.data "use_unbounded_threadpool" error
 # line per fit) bury the messages users need; real failures still raise Python exceptions.
@@ -21,6 +27,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def run_stage(stage: Callable[[Params | None], Any], params_file: str | None = DEFAULT_PARAMS_FILE) -> None:
     """Load params.yaml (unless ``params_file`` is None), run one stage, and turn user
     errors into one message and exit code 1."""
+    from transferlab.config import load_params
+
     try:
         stage(load_params(params_file) if params_file else None)
     except TransferlabError as exc:

@@ -65,6 +65,10 @@ class OnnxRunner:
                                    "(pip install -e '.[export]')") from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
+        # Threads that spin between calls steal the CPU from each other and from other jobs: on
+        # 2 shared cores spinning halved the batched rate (413 against 770 plates/s, EfficientNet-Lite0).
+        options.intra_op_num_threads = WORKERS
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, NoSuchFile ...
