@@ -115,6 +115,8 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     fast = FastReader.load(figures / "reader/model.onnx").predict_arrays(np.load("data/prepared/test_images.npy"))
     predicted = pd.read_csv(figures / "predictions.csv", dtype=str, keep_default_na=False)["predicted"]
     assert fast["plate_text"].tolist() == predicted.tolist()
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/reader_onnx")
+    assert pyfunc.predict(np.load("data/prepared/test_images.npy")[:3])["plate_text"].tolist() == predicted[:3].tolist()
 
     out = capsys.readouterr().out
     assert "evaluate: test plate_accuracy" in out and "over-fitting" in out

@@ -439,6 +439,7 @@ def log_to_training_run(tracking, run_info: dict, params: Params, cfg: EvaluateC
         mlflow.log_artifacts(str(output), "evaluation")
         for path in (BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE):
             mlflow.log_artifact(path, "evaluation/metrics")
+        export.log_evaluated_reader(params, output)  # runs:/<id>/reader_onnx, when evaluate exported
     print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run_id}", flush=True)
 
 

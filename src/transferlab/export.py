@@ -37,6 +37,7 @@ TOLERANCE = {None: 1e-4, "int8": 0.25}
 PARITY_SUFFIX = ".parity.json"
 DEFAULT_SAMPLES = 16
 READER_FOLDER = "reader"  # the evaluate stage's export, inside evaluate.output
+PYFUNC_NAME = "reader_onnx"  # its MLflow pyfunc in the training run
 
 
 @dataclass
@@ -275,3 +276,15 @@ def evaluate_export(model, params, classes: list[str], images: np.ndarray, probs
     print(f"evaluate: exported {READER_FOLDER}/{result.path.name}: {result.parity.summary()}; "
           f"{result.latency_ms_median:.2f} ms per single image, {result.images_per_s:.0f} images/s", flush=True)
     return result.metrics("test_")
+
+
+def log_evaluated_reader(params, output: Path) -> None:
+    """Into the active (training) run: the pyfunc ``reader_onnx`` reading evaluate's ONNX export,
+    when there is one (``mlflow.pyfunc.load_model("runs:/<id>/reader_onnx")`` needs no TensorFlow
+    to predict). The training stage's ``reader`` stays as it was."""
+    from transferlab.predict import MODEL_FILE, log_pyfunc_model
+
+    exported = output / READER_FOLDER / "model.onnx"
+    if exported.is_file():
+        log_pyfunc_model(Path(params.train.output) / MODEL_FILE, labels_path_for(exported),
+                         artifact_path=PYFUNC_NAME, exported=exported)
