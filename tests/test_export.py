@@ -121,6 +121,8 @@ def test_an_export_that_reads_differently_is_refused_and_nothing_is_written(proj
 
     result = invoke("export", "models/model.keras", "--quantize", "int8")  # int8 is the TFLite converter's
     assert result.exit_code == 1 and "--format tflite" in result.output
+    result = invoke("export", "models/missing.keras")
+    assert result.exit_code == 1 and "models/missing.keras: model file not found" in result.output
 
 
 def test_parity_counts_text_mismatches_and_the_largest_difference():

@@ -36,6 +36,8 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 TOLERANCE = {None: 1e-4, "int8": 0.25}
 PARITY_SUFFIX = ".parity.json"
 DEFAULT_SAMPLES = 16
+# Sample files read for the parity check and int8 calibration (a few hundred calibrate well).
+MAX_SAMPLE_FILES = 256
 READER_FOLDER = "reader"  # the evaluate stage's export, inside evaluate.output
 PYFUNC_NAME = "reader_onnx"  # its MLflow pyfunc in the training run
 
@@ -198,10 +200,11 @@ def export_keras(model, labels: Labels, samples, output: str | Path, fmt: str = 
 
 
 def sample_images(labels: Labels, files: list[str] | None, count: int = DEFAULT_SAMPLES) -> np.ndarray:
-    """Parity samples: the given image files, else seeded random images (noise and flat grey)."""
+    """Parity samples: the given image files (at most MAX_SAMPLE_FILES), else ``count`` seeded
+    random images (noise and flat grey)."""
     height, width = labels.image_height, labels.image_width
     if files:
-        return np.stack([_read_sample(f, height, width) for f in files[:count]])
+        return np.stack([_read_sample(f, height, width) for f in files[:MAX_SAMPLE_FILES]])
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (count - 1, height, width, 3), dtype=np.uint8)
     return np.concatenate([noise, np.full((1, height, width, 3), 128, np.uint8)])
@@ -225,8 +228,8 @@ def export_command(model_path: str, fmt: str, quantize: str | None, output: str 
     model_file = Path(model_path)
     target = Path(output) if output else default_output(model_file, fmt, quantize)
     check_format(fmt, quantize, target)
+    model = load_keras_model(model_file)  # first: a missing model is the error to report, not its labels
     labels = Labels.load(model_file.parent / LABELS_FILE)
-    model = load_keras_model(model_file)
     images = sample_images(labels, expand_inputs(samples) if samples else None)
     result = export_keras(model, labels, images, target, fmt, quantize)
     echo(f"export: wrote {result.path} and {result.labels_path}; parity: {result.parity.summary()}")
