@@ -149,6 +149,13 @@ def test_a_corrupt_exported_file_is_one_clear_error_naming_it(project, suffix):
         runtime.load_labels_beside(project / "nowhere/model.onnx")
 
 
+def test_labels_of_another_image_size_are_refused(project):
+    assert invoke("export", "models/model.keras", "--output", "sized/model.onnx").exit_code == 0
+    predict.Labels("plates", list(ALPHABET), 48, 144, 7, None).save(project / "sized/model.labels.json")
+    with pytest.raises(TransferlabError, match=r"sized/model.onnx: the model reads 32x96 images but its labels say 48x144"):
+        runtime.FastReader.load(project / "sized/model.onnx")
+
+
 def test_predict_on_an_onnx_model_imports_neither_tensorflow_nor_keras(project, tmp_path):
     assert invoke("export", "models/model.keras", "--output", "fast/model.onnx").exit_code == 0
     script = ("import sys\nfrom transferlab import cli\n"

@@ -90,6 +90,7 @@ class KerasRunner:
 
         self.model = model
         shape = getattr(model, "input_shape", None)
+        self.image_size = tuple(shape[1:3]) if shape and None not in shape[1:3] else None
         if shape:
             signature = [tf.TensorSpec([None, *shape[1:]], tf.float32)]
             self.forward = tf.function(lambda x: model(x, training=False), input_signature=signature)
@@ -104,12 +105,7 @@ class Reader(FastReader):
     """A Keras model plus its decoder: images of any size in, text (or labels) out."""
 
     def __init__(self, model, labels: Labels):
-        expected = (labels.image_height, labels.image_width)
-        shape = tuple(model.input_shape[1:3]) if getattr(model, "input_shape", None) else expected
-        if None not in shape and shape != expected:
-            raise TransferlabError(f"the model reads {shape[0]}x{shape[1]} images but its labels say "
-                                   f"{expected[0]}x{expected[1]}")
-        super().__init__(KerasRunner(model), labels)
+        super().__init__(KerasRunner(model), labels)  # checks the model's image size against the labels
         self.model = model
 
     @classmethod

@@ -74,6 +74,7 @@ class OnnxRunner:
         except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, NoSuchFile ...
             raise TransferlabError(f"{path}: not a readable ONNX model: {_first_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.image_size = _known_size(self.session.get_inputs()[0].shape[1:3])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.asarray(batch, np.float32)})[0]
@@ -97,6 +98,7 @@ class TfliteRunner:
             raise TransferlabError(f"{path}: not a readable TFLite model: {_first_line(exc)}") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+        self.image_size = _known_size(self.input["shape_signature"][1:3])
         self.shape: tuple[int, ...] | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -120,6 +122,12 @@ def load_runner(path: str | Path):
     if path.suffix == ".tflite":
         return TfliteRunner(path)
     raise TransferlabError(f"{path}: not an exported model (expected one of {', '.join(EXPORT_SUFFIXES)})")
+
+
+def _known_size(dims) -> tuple[int, int] | None:
+    """(height, width) when both dimensions are fixed numbers (not None, -1 or a symbolic name)."""
+    dims = list(dims)
+    return (int(dims[0]), int(dims[1])) if all(isinstance(d, (int, np.integer)) and d > 0 for d in dims) else None
 
 
 def _first_line(exc: Exception) -> str:
@@ -155,9 +163,14 @@ def run_batches(runner, batch: np.ndarray, batch_size: int, labels: Labels) -> n
 
 
 class FastReader:
-    """An exported model plus its decoder: images of any size in, one dict per image out."""
+    """A model runner (an exported model here, Keras in :class:`transferlab.predict.Reader`) plus its
+    decoder: images of any size in, one dict per image out."""
 
     def __init__(self, runner, labels: Labels, path: str | Path | None = None):
+        size, expected = getattr(runner, "image_size", None), (labels.image_height, labels.image_width)
+        if size is not None and size != expected:
+            raise TransferlabError(f"{path or 'the model'}: the model reads {size[0]}x{size[1]} images but its "
+                                   f"labels say {expected[0]}x{expected[1]}")
         self.runner, self.labels, self.path = runner, labels, path
 
     @classmethod
