@@ -201,6 +201,20 @@ def test_the_pyfunc_reads_the_exported_model_when_given_one(project):
     assert "export/model.onnx" in names and "export/model.labels.json" in names
 
 
+def test_tflite_falls_back_to_tensorflows_interpreter_and_missing_converters_are_named(project, monkeypatch):
+    assert invoke("export", "models/model.keras", "--format", "tflite", "--output", "lite/model.tflite").exit_code == 0
+    expected = runtime.FastReader.load(project / "lite/model.tflite").predict_arrays([plate_image("AB12345")])
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # as if ai-edge-litert were not installed
+    fallback = runtime.FastReader.load(project / "lite/model.tflite")
+    assert type(fallback.runner.interpreter).__module__.startswith("tensorflow")
+    assert fallback.predict_arrays([plate_image("AB12345")])["plate_text"].tolist() == expected["plate_text"].tolist()
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    result = invoke("export", "models/model.keras", "--output", "none/model.onnx")
+    assert result.exit_code == 1 and "needs tf2onnx and onnx: pip install -e '.[export]'" in result.output
+    assert not (project / "none/model.onnx").exists()
+
+
 def test_evaluate_export_is_typed_and_unknown_keys_are_refused():
     from transferlab import config
 

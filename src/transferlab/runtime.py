@@ -86,12 +86,13 @@ class TfliteRunner:
     def __init__(self, path: str | Path):
         try:
             from ai_edge_litert.interpreter import Interpreter
-        except ImportError:  # TensorFlow ships the same interpreter
+        except ImportError:  # TensorFlow ships the same interpreter (deprecated there, and seconds to import)
             try:
-                from tensorflow.lite import Interpreter
+                import tensorflow as tf
             except ImportError:
                 raise TransferlabError(f"{path}: reading TFLite models needs ai-edge-litert "
                                        "(pip install -e '.[export]') or TensorFlow") from None
+            Interpreter = tf.lite.Interpreter  # noqa: N806 - a class
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=WORKERS)
         except (ValueError, RuntimeError) as exc:
