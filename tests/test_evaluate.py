@@ -104,8 +104,23 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts and "evaluation/worst_mistakes.png" in artifacts
 
+    # evaluate.export (on by default): an ONNX reader checked against these test predictions, recorded
+    assert saved["test_onnx_parity_samples"] == min(64, n_test) and saved["test_onnx_parity_text_mismatches"] == 0
+    assert saved["test_onnx_parity_max_abs_diff"] < 1e-4 and saved["test_onnx_latency_ms_median"] > 0
+    assert run.data.metrics["test_onnx_images_per_s"] == pytest.approx(saved["test_onnx_images_per_s"])
+    reader = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation/reader")}
+    assert {"evaluation/reader/model.onnx", "evaluation/reader/model.labels.json"} <= reader
+    from transferlab.runtime import FastReader
+
+    fast = FastReader.load(figures / "reader/model.onnx").predict_arrays(np.load("data/prepared/test_images.npy"))
+    predicted = pd.read_csv(figures / "predictions.csv", dtype=str, keep_default_na=False)["predicted"]
+    assert fast["plate_text"].tolist() == predicted.tolist()
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/reader_onnx")
+    assert pyfunc.predict(np.load("data/prepared/test_images.npy")[:3])["plate_text"].tolist() == predicted[:3].tolist()
+
     out = capsys.readouterr().out
     assert "evaluate: test plate_accuracy" in out and "over-fitting" in out
+    assert "evaluate: exported reader/model.onnx" in out
 
 
 def test_evaluate_classification(project):
@@ -116,8 +131,10 @@ def test_evaluate_classification(project):
                          augment={"strength": 0.0}, mlflow={"experiment": "evaluate-test"})
     split.run(params)
     run_id = fake_training(params, ["cat", "dog", "owl"], 1)
-    cfg = evaluate.EvaluateConfig(output="evaluation", augmented_strengths=[0.25], latency_calls=2, example_images=2)
+    cfg = evaluate.EvaluateConfig(output="evaluation", augmented_strengths=[0.25], latency_calls=2, example_images=2,
+                                  export=False)
     scalars = evaluate.run(params, cfg)
+    assert not (project / "evaluation/reader").exists() and not any(k.startswith("test_onnx") for k in scalars)
     assert {"test_accuracy", "test_macro_f1", "test_recall_owl", "test_aug25_accuracy",
             "test_gap_val_test_accuracy"} <= set(scalars)
     assert "test_aug0_accuracy" not in scalars  # strength 0 (no augmentation) is the clean result

@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from transferlab.config import DEFAULT_PARAMS_FILE, Params, load_params
 from transferlab.errors import TransferlabError
+
+if TYPE_CHECKING:
+    from transferlab.config import Params
+
+# transferlab.config.DEFAULT_PARAMS_FILE, not imported: the config schema loads pydantic
+# (0.13 s), and `transferlab predict` on an exported model needs none of it.
+DEFAULT_PARAMS_FILE = "params.yaml"
 
 # TensorFlow's C++ start-up logs (and a harmless tf.data "use_unbounded_threadpool" error
 # line per fit) bury the messages users need; real failures still raise Python exceptions.
@@ -21,6 +27,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def run_stage(stage: Callable[[Params | None], Any], params_file: str | None = DEFAULT_PARAMS_FILE) -> None:
     """Load params.yaml (unless ``params_file`` is None), run one stage, and turn user
     errors into one message and exit code 1."""
+    from transferlab.config import load_params
+
     try:
         stage(load_params(params_file) if params_file else None)
     except TransferlabError as exc:
@@ -104,19 +112,43 @@ def evaluate(params_file: str) -> None:
 @click.option("--csv", "csv_out", default=None, type=click.Path(dir_okay=False), help="write every row to this CSV")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 def predict_cmd(model: str, images: tuple[str, ...], csv_out: str | None, batch_size: int) -> None:
-    """Read IMAGES (files or folders) with MODEL (a .keras file, or a runs:/ or models:/ URI).
+    """Read IMAGES (files or folders) with MODEL (a .keras, .onnx or .tflite file, or a runs:/ or models:/ URI).
 
     Prints the text and per-character confidence per image; an unreadable file gets an
     error row and the others are still read. Exit code 1 only when no image could be read.
+    An exported .onnx model is read without importing TensorFlow.
     """
-    from transferlab import predict
+    from transferlab import runtime  # not transferlab.predict: that imports MLflow (and Keras when used)
 
     try:
-        code = predict.predict_command(model, list(images), csv_out, batch_size, echo=click.echo)
+        code = runtime.predict_command(model, list(images), csv_out, batch_size, echo=click.echo)
     except TransferlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)
+
+
+@main.command("export")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), default="onnx", show_default=True)
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="post-training int8 (tflite only)")
+@click.option("--output", default=None, type=click.Path(dir_okay=False),
+              help="exported file (default: beside MODEL, e.g. model.onnx)")
+@click.option("--samples", multiple=True, type=click.Path(),
+              help="images (files or folders) for the parity check and int8 calibration; default: seeded random images")
+@click.option("--run", "run_id", default=None, help="MLflow run id to log the exported files and metrics into")
+def export_cmd(model: str, fmt: str, quantize: str | None, output: str | None, samples: tuple[str, ...],
+               run_id: str | None) -> None:
+    """Export MODEL (a .keras file, labels.json beside it) for fast reading, checked against Keras.
+
+    Writes the exported file, its decoder (model.labels.json) and the parity report
+    (model.onnx.parity.json). Exit code 1, and nothing written, when the export does not
+    read the sample images like the Keras model.
+    """
+    from transferlab import export
+
+    run_stage(lambda _params: export.export_command(model, fmt, quantize, output, list(samples) or None,
+                                                    run_id, echo=click.echo), params_file=None)
 
 
 @main.command()

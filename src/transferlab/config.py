@@ -291,6 +291,9 @@ class EvaluateConfig(Section):
     top_confusions: int = Field(20, ge=1, le=1000, description="rows of metrics/evaluate_confusions.csv")
     example_images: int = Field(4, ge=0, le=32, description="test images shown at each strength in augmented_examples.png")
     latency_calls: int = Field(20, ge=1, le=10_000, description="single-image calls timed after warm-up")
+    export: bool = Field(True, description="export the model to ONNX (evaluate.output/reader/) and check it "
+                                           "reads the test images like the Keras model")
+    export_samples: int = Field(64, ge=1, le=100_000, description="test images of the export's parity check")
 
 
 TrainSize = Annotated[int, Field(ge=1, le=10_000_000)]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab import metrics
+from transferlab import export, metrics
 from transferlab.config import EvaluateConfig, Params
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_json, write_json
@@ -396,6 +396,8 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
 
     output = Path(cfg.output)
     with atomic_output_dir(output) as out:
+        if cfg.export:  # a deployable reader per run (transferlab.export), checked against these predictions
+            scalars.update(export.evaluate_export(model, params, list(meta["classes"]), images, probs, out, cfg))
         predictions_frame(test, evaluator, evaluation).to_csv(out / PREDICTIONS_FILE, index=False)
         save_figures(out, evaluator, test, evaluation, augmented_views, cfg)
         write_report(out / REPORT_FILE, findings, scalars, evaluation.report.confusions)
@@ -437,6 +439,7 @@ def log_to_training_run(tracking, run_info: dict, params: Params, cfg: EvaluateC
         mlflow.log_artifacts(str(output), "evaluation")
         for path in (BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE):
             mlflow.log_artifact(path, "evaluation/metrics")
+        export.log_evaluated_reader(params, output)  # runs:/<id>/reader_onnx, when evaluate exported
     print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run_id}", flush=True)
 
 
