@@ -17,6 +17,8 @@ tolerance. The evaluate stage exports and checks every trained model this way
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -102,6 +104,11 @@ def check_format(fmt: str, quantize: str | None, output: Path) -> None:
 
 def convert(model, path: Path, fmt: str, quantize: str | None, samples: np.ndarray) -> None:
     """Write ``model`` to ``path`` through ``model.export``; the model must have been called once."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        convert_on_tensorflow(model, path, fmt, quantize, samples)
+        return
     if fmt == "onnx":
         try:
             import onnx  # noqa: F401 - tf2onnx needs it; a clearer message than its own
@@ -122,6 +129,22 @@ def convert(model, path: Path, fmt: str, quantize: str | None, samples: np.ndarr
         options = {"optimizations": [tf.lite.Optimize.DEFAULT],
                    "representative_dataset": lambda: ([image[None]] for image in samples.astype(np.float32))}
     model.export(str(path), format="litert", verbose=False, **options)
+
+
+def convert_on_tensorflow(model, path: Path, fmt: str, quantize: str | None, samples: np.ndarray) -> None:
+    """Convert through TensorFlow from another backend: on JAX, Keras' ONNX export needs jax2onnx
+    (and its own dependency tree), but a ``.keras`` file is backend-neutral, so a TensorFlow
+    process loads it and converts it exactly as for a model trained on TensorFlow."""
+    with tempfile.TemporaryDirectory(prefix=".convert-", dir=path.parent) as tmp:
+        model.save(Path(tmp) / "model.keras")
+        np.save(Path(tmp) / "samples.npy", samples)
+        done = subprocess.run([sys.executable, "-m", "transferlab.export", str(Path(tmp) / "model.keras"), str(path),
+                               fmt, quantize or "", str(Path(tmp) / "samples.npy")],
+                              env={**os.environ, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TransferlabError(f"{path}: the {fmt} export through TensorFlow failed (TensorFlow converts "
+                               f"exports from every backend; is it installed?): {last}")
 
 
 def parity_check(reference: np.ndarray, exported: np.ndarray, labels: Labels, tolerance: float) -> Parity:
@@ -291,3 +314,13 @@ def log_evaluated_reader(params, output: Path) -> None:
     if exported.is_file():
         log_pyfunc_model(Path(params.train.output) / MODEL_FILE, labels_path_for(exported),
                          artifact_path=PYFUNC_NAME, exported=exported)
+
+
+if __name__ == "__main__":  # convert_on_tensorflow's worker: KERAS_MODEL OUTPUT FORMAT QUANTIZE SAMPLES_NPY
+    from transferlab.predict import load_keras_model
+
+    keras_file, out, fmt_arg, quantize_arg, samples_file = sys.argv[1:6]
+    worker_samples = np.load(samples_file)
+    worker_model = load_keras_model(keras_file)
+    worker_model(worker_samples[:1].astype(np.float32), training=False)  # export needs a called model
+    convert(worker_model, Path(out), fmt_arg, quantize_arg or None, worker_samples)
