@@ -14,7 +14,7 @@ import mlflow
 import pytest
 from pydantic import BaseModel
 
-from transferlab import tracking
+from transferlab import run_hygiene, tracking
 
 DVC_ENV = ("DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "MLFLOW_TRACKING_URI")
 
@@ -226,6 +226,57 @@ def test_nested_run(repo):
     store = client(repo)
     assert store.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert {store.get_run(r.info.run_id).info.status for r in (parent, child)} == {"FINISHED"}
+
+
+_OWNER = """
+import sys, time
+from transferlab import tracking
+with tracking.tracked_run("exp", "owner", {}, {}) as run:
+    print(run.info.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_of_a_killed_process_is_closed_by_the_next_start(repo, monkeypatch):
+    """kill -9 runs no cleanup: the next run start marks the dead owner's run KILLED, with a reason."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER], cwd=repo / "src", env=env, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        run_id = owner.stdout.readline().strip()
+        assert run_id, "the owner process did not start its run"
+        tags = client(repo).get_run(run_id).data.tags
+        assert tags[run_hygiene.TAG_PID] == str(owner.pid)
+        monkeypatch.setattr(tracking, "_cleaned", set())
+        with tracking.tracked_run("exp", "live neighbour", {}, {}):
+            pass
+        assert tracking.run_status(run_id) == "RUNNING"  # its owner is alive: left alone
+    finally:
+        owner.kill()  # SIGKILL: no handler, no finally, no end_run
+        owner.wait()
+    assert tracking.run_status(run_id) == "RUNNING"
+
+    monkeypatch.setattr(tracking, "_cleaned", set())
+    with tracking.tracked_run("exp", "next stage", {}, {}):
+        pass
+    runs = client(repo).search_runs([r.info.experiment_id for r in [client(repo).get_run(run_id)]])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    closed = client(repo).get_run(run_id)
+    assert closed.info.status == "KILLED"
+    assert f"process {owner.pid}" in closed.data.tags[run_hygiene.TAG_KILLED]
+
+
+def test_ui_start_closes_dead_runs_too(repo, monkeypatch):
+    with tracking.tracked_run("exp", "dead", {}, {}) as run:
+        pass
+    store = client(repo)
+    store.update_run(run.info.run_id, status="RUNNING")
+    store.set_tag(run.info.run_id, run_hygiene.TAG_PID, "999999999")  # no such process
+    monkeypatch.setattr(tracking, "_cleaned", set())
+    monkeypatch.setattr(tracking, "_port_free", lambda host, port: False)  # stop before serving
+    with pytest.raises(tracking.TransferlabError, match="already in use"):
+        tracking.serve_ui(port=5999)
+    assert tracking.run_status(run.info.run_id) == "KILLED"
 
 
 def test_ui_command_serves_this_store(repo):

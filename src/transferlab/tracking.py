@@ -42,6 +42,7 @@ import mlflow  # noqa: E402
 from mlflow.entities import RunStatus  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+from transferlab import run_hygiene  # noqa: E402
 from transferlab.errors import TransferlabError  # noqa: E402
 
 STORE_DIRNAME = "mlruns"
@@ -61,6 +62,7 @@ MAX_KEY_LENGTH = 250
 
 _EXPS_COMPONENTS = (".dvc", "tmp", "exps")
 _initialized: set[str] = set()
+_cleaned: set[str] = set()  # stores already searched for dead runs by this process
 _init_lock = threading.Lock()
 
 
@@ -184,6 +186,19 @@ def configure(root: Path | str | None = None) -> str:
             _initialized.add(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def close_dead_runs(root: Path | str | None = None, once: bool = True) -> list[str]:
+    """Mark KILLED the runs left RUNNING by a dead process of this host (:mod:`run_hygiene`).
+
+    With ``once``, only the first call per store in a process searches (every stage start
+    calls it; a tuning study opens a run per trial).
+    """
+    uri = configure(root)
+    if once and uri in _cleaned:
+        return []
+    _cleaned.add(uri)
+    return run_hygiene.close_zombie_runs(mlflow.MlflowClient(tracking_uri=uri))
 
 
 def _safe_dirname(name: str) -> str:
@@ -373,8 +388,12 @@ def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any]
     evaluate stage logs into the training run) and logs only the tags. Ends FINISHED on
     normal exit, KILLED on KeyboardInterrupt or SIGTERM (turned into KeyboardInterrupt
     while the run is open), FAILED on any other exception; exceptions are re-raised.
+    The run is tagged with this process's pid and host, so that a later start can tell
+    it was abandoned when the process is killed outright (:func:`close_dead_runs`, which
+    runs first).
     """
-    configure()
+    close_dead_runs()
+    tags = {**tags, **run_hygiene.owner_tags()}
     active = None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
@@ -392,8 +411,8 @@ def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any]
                 flat = flatten_params(params)
                 if flat:
                     mlflow.log_params(flat)
-            elif tags:
-                mlflow.set_tags(_tag_values(tags))
+            else:
+                mlflow.set_tags(_tag_values(tags))  # includes the new owner of the resumed run
             yield active
         status = RunStatus.to_string(RunStatus.FINISHED)
     except KeyboardInterrupt:
@@ -474,7 +493,7 @@ def serve_ui(root: Path | str | None = None, host: str = "127.0.0.1", port: int 
     ``mlflow ui`` starts a dozen server/worker processes; they run in their own process
     group and all of it is stopped on the way out, so the port is free again afterwards.
     """
-    configure(root)
+    close_dead_runs(root)
     if not _port_free(host, port):
         raise TransferlabError(f"port {port} on {host} is already in use: pass another port")
     command = ui_command(root, host, port)
