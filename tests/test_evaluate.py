@@ -108,6 +108,35 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     assert "evaluate: test plate_accuracy" in out and "over-fitting" in out
 
 
+def test_a_second_evaluation_gets_its_own_run_and_leaves_the_training_runs_metrics(project, capsys):
+    """Only evaluate.* changed: the new test metrics go to a linked run; the baseline's stay as they were."""
+    write_plate_csv(project / "plates", random_plates(30))
+    params = plate_params(project)
+    split.run(params)
+    run_id = fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    base = evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1)
+    evaluate.run(params, base)
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    before = client.get_run(run_id).data.metrics
+
+    changed = base.model_copy(update={"augmented_strengths": [0.25]})
+    evaluate.run(params, changed)
+
+    training = client.get_run(run_id)
+    assert training.data.metrics == before  # nothing overwritten, nothing added
+    assert "test_aug25_plate_accuracy" not in training.data.metrics
+    assert len(client.get_metric_history(run_id, "test_plate_accuracy")) == 1
+    assert training.data.tags["evaluate.augmented_strengths"] == "[1.0]"  # the baseline's settings
+    linked = client.get_run(training.data.tags["latest_evaluation_run_id"])
+    assert linked.info.run_id != run_id and linked.info.status == "FINISHED"
+    assert linked.data.tags["training_run_id"] == run_id and linked.data.tags["mlflow.parentRunId"] == run_id
+    assert linked.data.tags["training_run_reused"] == "true"
+    assert "test_aug25_plate_accuracy" in linked.data.metrics
+    assert linked.data.params["evaluate.augmented_strengths"] == "[0.25]"
+    assert "train.backbone" not in linked.data.params  # only what evaluate reads
+    assert "already evaluated" in capsys.readouterr().out
+
+
 def test_evaluate_classification(project):
     write_class_folders(project / "classes", {"cat": 8, "dog": 8, "owl": 8})
     params = tiny_params(project, task="classification", data={"source": str(project / "classes")},

@@ -13,7 +13,9 @@ One batched prediction over the test images gives every metric of :mod:`transfer
 - inference speed: batched images/s and single-image latency.
 
 Metrics go to ``metrics/evaluate.json`` (DVC) and, prefixed ``test_``, into the training
-run's MLflow run (resumed by the id in ``models/run.json``), figures to ``evaluate.output``.
+run's MLflow run (resumed by the id in ``models/run.json``) -- or, when that run was already
+evaluated, into a run of their own linked to it (:mod:`transferlab.evaluation_run`) --
+figures to ``evaluate.output``.
 Everything is computed and written before the MLflow run is reopened: a failure here must
 never mark the training run FAILED.
 """
@@ -334,6 +336,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     """
     from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
     from transferlab.augment import augment_images
+    from transferlab.evaluation_run import check_training_run, log_evaluation
     from transferlab.predict import MODEL_FILE, load_keras_model
     from transferlab.train import load_run_info
 
@@ -406,38 +409,9 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     write_json(METRICS_FILE, scalars)
     print(f"evaluate: wrote {METRICS_FILE} and {output}/", flush=True)
 
-    log_to_training_run(tracking, run_info, params, cfg, scalars, output)
+    log_evaluation(tracking, run_info, params, cfg, scalars, output,
+                   [BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE])
     return scalars
-
-
-def check_training_run(tracking, run_info: dict, params: Params) -> None:
-    """Fail early, with a clear message, when the training run is not in this repository's store."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = tracking.configure()
-    try:
-        mlflow.MlflowClient(uri).get_run(run_info["run_id"])
-    except (MlflowException, KeyError):
-        raise TransferlabError(f"MLflow run {run_info.get('run_id')!r} of {params.train.output}/run.json is not in "
-                               f"{uri}: train again (dvc repro train)") from None
-
-
-def log_to_training_run(tracking, run_info: dict, params: Params, cfg: EvaluateConfig, scalars: dict,
-                        output: Path) -> None:
-    """Resume the training run (``models/run.json``) and add the test metrics and figures to it."""
-    import mlflow
-
-    run_id = run_info["run_id"]
-    tags = {f"evaluate.{k}": v for k, v in tracking.flatten_params(cfg).items()}
-    tags["evaluated"] = "true"
-    with tracking.tracked_run(run_info.get("experiment", params.mlflow.experiment), run_name=None, params={},
-                              tags=tags, run_id=run_id):
-        mlflow.log_metrics(scalars)
-        mlflow.log_artifacts(str(output), "evaluation")
-        for path in (BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE):
-            mlflow.log_artifact(path, "evaluation/metrics")
-    print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run_id}", flush=True)
 
 
 def _split_size(prepared: str, name: str) -> int | None:
