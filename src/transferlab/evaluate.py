@@ -31,21 +31,21 @@ import pandas as pd
 
 from transferlab import metrics
 from transferlab.config import EvaluateConfig, Params
+from transferlab.evaluate_outputs import (breakdown_frame, confusion_pairs, predictions_frame, save_figures,
+                                          write_report)
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_json, write_json
 from transferlab.split import load_split, read_meta
 
 METRICS_FILE = "metrics/evaluate.json"
 BREAKDOWN_FILE = "metrics/evaluate_breakdown.csv"  # per slot (plates) / per class (classification)
-CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"
+CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"  # the most frequent confusions, a table
+CONFUSION_PAIRS_FILE = "metrics/evaluate_confusion_pairs.csv"  # DVC's confusion plot
 AUGMENTED_FILE = "metrics/evaluate_augmented.csv"
 TRAIN_METRICS_FILE = "metrics/train.json"  # train.METRICS_FILE (not imported: train loads Keras eagerly)
 TRAIN_HISTORY_FILE = "metrics/train_history.csv"  # train.HISTORY_FILE
 PREFIX = "test_"
 
-CONFUSION_FIGURE = "confusion_matrix.png"
-MISTAKES_FIGURE = "worst_mistakes.png"
-AUGMENTED_FIGURE = "augmented_examples.png"
 PREDICTIONS_FILE = "predictions.csv"
 REPORT_FILE = "report.md"
 
@@ -236,96 +236,6 @@ def regime_findings(task: str, train_metrics: dict, history: pd.DataFrame, train
     return [f"diagnostic {x.name}: {x.message}" for x in found if x.fired]
 
 
-def worst_mistakes(evaluation: Evaluation, count: int, by: str) -> np.ndarray:
-    """Indices of the wrong predictions, least (or most) confident first."""
-    report = evaluation.report
-    wrong = np.flatnonzero(~report.correct)
-    order = np.argsort(report.confidence[wrong], kind="stable")
-    if by == "highest_confidence":
-        order = order[::-1]
-    return wrong[order][:count]
-
-
-def mistake_title(true: str, predicted: str, confidence: float, task: str) -> str:
-    if task == "plates":
-        marks = "".join("^" if i >= len(true) or i >= len(predicted) or true[i] != predicted[i] else " "
-                        for i in range(max(len(true), len(predicted))))
-        return f"true {true}\npred {predicted}\n     {marks}\nconf {confidence:.2f}"
-    return f"true {true}\npred {predicted}\nconf {confidence:.2f}"
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def breakdown_frame(evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
-    report = evaluation.report
-    if evaluator.task == "plates":
-        return pd.DataFrame({"group": [f"slot {i + 1}" for i in range(len(report.per_slot_accuracy))],
-                             "accuracy": report.per_slot_accuracy,
-                             "count": [report.images] * len(report.per_slot_accuracy)})
-    return pd.DataFrame({"group": evaluator.classes, "accuracy": report.per_class_recall, "count": report.support})
-
-
-def predictions_frame(test, evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
-    report = evaluation.report
-    frame = pd.DataFrame({
-        "actual": evaluator.true_texts(test.labels),
-        "predicted": evaluation.texts,
-        "confidence": report.confidence,
-        "correct": report.correct,
-    })
-    if evaluator.task == "plates":
-        frame["char_confidences"] = [" ".join(f"{c:.2f}" for c in row)
-                                     for row in metrics.slot_confidences(evaluation.probs)]
-    if "image_path" in test.frame.columns:
-        frame.insert(0, "image_path", test.frame["image_path"].to_numpy())
-    return frame
-
-
-def write_report(path: Path, lines: list[str], scalars: dict[str, float], confusions: list) -> None:
-    text = ["# Test evaluation", "", *[f"- {line}" for line in lines], "", "## Most frequent confusions", ""]
-    text += [f"- {t} read as {p}: {c}" for t, p, c in confusions] or ["- none"]
-    text += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-    text += [f"| {k} | {v:.4g} |" for k, v in sorted(scalars.items())]
-    path.write_text("\n".join(text) + "\n", encoding="utf-8")
-
-
-def save_figures(out: Path, evaluator: Evaluator, test, evaluation: Evaluation, augmented_views: list,
-                 cfg: EvaluateConfig) -> None:
-    from transferlab.plots import save_confusion_matrix, save_image_grid
-
-    task = evaluator.task
-    report = evaluation.report
-    if task == "plates":
-        names = ["pad" if evaluator.pad_char and c == evaluator.pad_char else c for c in evaluator.classes]
-        title = f"Character confusion over all slots ({report.images} test plates)"
-    else:
-        names = evaluator.classes
-        title = f"Class confusion ({report.images} test images)"
-    save_confusion_matrix(report.confusion_matrix, names, out / CONFUSION_FIGURE, title)
-
-    true_texts = evaluator.true_texts(test.labels)
-    picks = worst_mistakes(evaluation, cfg.worst_mistakes, cfg.mistakes_by)
-    which = "least confident" if cfg.mistakes_by == "lowest_confidence" else "most confidently wrong"
-    save_image_grid([test.images[i] for i in picks],
-                    [mistake_title(true_texts[i], evaluation.texts[i], report.confidence[i], task) for i in picks],
-                    out / MISTAKES_FIGURE,
-                    f"{len(picks)} of {report.wrong} wrong predictions, {which} first", columns=4)
-
-    n = min(cfg.example_images, len(test.images))
-    if n and augmented_views:
-        images, titles, colors = [], [], []
-        for row in range(n):
-            for strength, view, texts in augmented_views:
-                images.append(view[row])
-                titles.append(f"true {true_texts[row]}\nclean: {texts[row]}" if strength == 0
-                              else f"\nstrength {strength:g}: {texts[row]}")
-                colors.append("green" if texts[row] == true_texts[row] else "red")
-        save_image_grid(images, titles, out / AUGMENTED_FIGURE,
-                        "Test images and predictions at each augmentation strength (green: right)",
-                        columns=len(augmented_views), title_colors=colors)
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -405,12 +315,13 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     breakdown_frame(evaluator, evaluation).to_csv(_parent(BREAKDOWN_FILE), index=False)
     pd.DataFrame(evaluation.report.confusions, columns=["actual", "predicted", "count"]).to_csv(
         _parent(CONFUSIONS_FILE), index=False)
+    confusion_pairs(evaluator, test.labels, evaluation).to_csv(CONFUSION_PAIRS_FILE, index=False)
     pd.DataFrame(augmented_rows).to_csv(_parent(AUGMENTED_FILE), index=False)
     write_json(METRICS_FILE, scalars)
     print(f"evaluate: wrote {METRICS_FILE} and {output}/", flush=True)
 
     log_evaluation(tracking, run_info, params, cfg, scalars, output,
-                   [BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE])
+                   [BREAKDOWN_FILE, CONFUSIONS_FILE, CONFUSION_PAIRS_FILE, AUGMENTED_FILE, METRICS_FILE])
     return scalars
 
 

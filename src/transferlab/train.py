@@ -119,7 +119,7 @@ def run(params: Params) -> dict:
             mlflow.log_artifact(str(out / LABELS_FILE))  # runs:/<id>/model can then be decoded
             log_keras_model(model, data.x_val[:2], labels)
             log_pyfunc_model(out / MODEL_FILE, out / LABELS_FILE, data.x_val[:2])  # runs:/<id>/reader
-        history.to_csv(_ensure_parent(HISTORY_FILE), index=False)
+        write_history(history, selection.monitor)
         write_json(METRICS_FILE, summary)
     print(f"train: done in {result.seconds:.0f}s; validation {selection.monitor} {summary[selection.monitor]:.4f} "
           f"(kept epoch {selection.kept_epoch} of {selection.epochs})")
@@ -154,6 +154,12 @@ def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> 
     # one image is ~37,000 JSON numbers); the signature already states shapes and dtypes.
     mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements,
                            metadata={METADATA_KEY: labels.to_dict()})
+
+
+def write_history(history: pd.DataFrame, monitor: str) -> None:
+    """``metrics/train_history.csv``: the per-epoch curves, plus the kept-epoch metric as
+    ``val_monitored`` -- one column name for both tasks, so that dvc.yaml can plot it."""
+    history.assign(val_monitored=history[monitor]).to_csv(_ensure_parent(HISTORY_FILE), index=False)
 
 
 def _ensure_parent(path: str) -> str:
