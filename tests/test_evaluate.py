@@ -272,6 +272,22 @@ def test_config_rejects_unknown_keys_and_bad_strengths():
     assert evaluate.strength_key(0.3) == "aug30" and evaluate.strength_key(0.125) == "aug12p5"
 
 
+def test_trained_without_augmentation_is_said_so_and_no_strength_is_the_training_strength(project, capsys):
+    write_plate_csv(project / "plates", random_plates(30))
+    params = plate_params(project, augment={"strength": 0.5, "copies": 0})
+    split.run(params)
+    fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    scalars = evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1))
+    out = capsys.readouterr().out
+    assert "trained without augmentation" in out and "the training strength" not in out
+    assert {"test_aug50_plate_accuracy", "test_aug100_plate_accuracy"} <= set(scalars)  # still measured
+
+    # With copies the same strength is the training strength, and said to be.
+    lines = evaluate.diagnosis("plates", {}, {"test_plate_accuracy": 0.8}, 10, 10, [(0.5, 0.7)], 0.5)
+    assert any("(the training strength)" in line for line in lines)
+    assert not any("without augmentation" in line for line in lines)
+
+
 def test_small_data_diagnostics_are_named_in_the_evaluate_report():
     history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.1004] * 4})
     train_metrics = {"monitor": "val_accuracy", "kept_epoch": 4, "train_accuracy": 0.98, "val_accuracy": 0.1004,

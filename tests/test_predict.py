@@ -100,6 +100,12 @@ def test_a_model_without_labels_or_a_missing_model_is_a_clear_error(repository, 
         predict.Reader.load(tmp_path / "model.keras")
     with pytest.raises(TransferlabError, match="not found"):
         predict.Reader.load(tmp_path / "nothing.keras")
+    # A damaged file is reported as corrupt, by name; Keras itself would say "File not found".
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes((repository / "models/model.keras").read_bytes()[:500])
+    with pytest.raises(TransferlabError, match="damaged.keras: corrupt model file") as raised:
+        predict.load_keras_model(damaged)
+    assert "not found" not in str(raised.value).lower()
 
 
 def test_decoding_variable_length_plates_and_classes():

@@ -172,8 +172,13 @@ def sampling_error(accuracy: float, n: int) -> float:
 
 
 def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val: int | None,
-              augmented: list[tuple[float, float]], train_strength: float) -> list[str]:
-    """Plain-language findings; thresholds are heuristics, the numbers are in the metrics."""
+              augmented: list[tuple[float, float]], train_strength: float | None) -> list[str]:
+    """Plain-language findings; thresholds are heuristics, the numbers are in the metrics.
+
+    ``train_strength`` is the augmentation the model was trained with, None when it was
+    trained without (``augment.copies: 0`` or strength 0): ``augment.strength`` then names
+    no training condition, and no strength is called the training strength.
+    """
     name = main_metric(task)
     test = scalars[f"{PREFIX}{name}"]
     train, val = train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}")
@@ -195,8 +200,11 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
         if abs(val - test) > noise:
             lines.append(f"validation and test differ by {val - test:+.3f}, more than sampling noise (±{noise:.3f}): "
                          "the validation set (used to pick the best epoch) does not represent the test set well")
+    if train_strength is None:
+        lines.append("trained without augmentation (augment.copies: 0 or augment.strength: 0): the strengths "
+                     "below (augment.strength among them) test robustness, none is a training condition")
     for strength, value in augmented:
-        used = strength == train_strength
+        used = train_strength is not None and strength == train_strength
         shown = f"augmented at strength {strength:g}{' (the training strength)' if used else ''}: " \
                 f"{name.replace('_', ' ')} {value:.3f}"
         if test < MIN_CLEAN_ACCURACY:
@@ -245,7 +253,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     ``cfg`` (tests, studies) overrides ``params.evaluate``.
     """
     from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
-    from transferlab.augment import augment_images
+    from transferlab.augment import augment_images, writes_copies
     from transferlab.evaluation_run import check_training_run, log_evaluation
     from transferlab.predict import MODEL_FILE, load_keras_model
     from transferlab.train import load_run_info
@@ -281,6 +289,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
         print(f"evaluate: {scalars[f'{PREFIX}images_per_s']:.0f} images/s batched (batch {evaluator.batch_size}), "
               f"{scalars[f'{PREFIX}latency_ms_median']:.1f} ms per single image", flush=True)
 
+    trained_at = params.augment.strength if writes_copies(params.augment) else None  # None: not augmented
     strengths = sorted({s for s in [params.augment.strength, *cfg.augmented_strengths] if s > 0})
     augmented_rows = [augmented_row(0.0, evaluation.report.scalars(), params.task)]
     augmented_views = [(0.0, images, evaluation.texts)]
@@ -299,8 +308,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     train_metrics = read_json(TRAIN_METRICS_FILE) if Path(TRAIN_METRICS_FILE).is_file() else {}
     scalars.update(generalisation_gaps(train_metrics, scalars, params.task))
     n_val = _split_size(params.split.output, "val")
-    findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main,
-                         params.augment.strength)
+    findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main, trained_at)
     history = pd.read_csv(TRAIN_HISTORY_FILE) if Path(TRAIN_HISTORY_FILE).is_file() else pd.DataFrame()
     findings += regime_findings(params.task, train_metrics, history,
                                 load_split(params.split.output, "train").labels, len(meta["classes"]))

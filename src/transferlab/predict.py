@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -156,6 +157,11 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise TransferlabError(f"{path}: model file not found")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        # Keras reports any unreadable .keras file as "File not found", which sends users looking
+        # for a path problem; a .keras file is a zip archive, and this one is not (truncated, damaged).
+        raise TransferlabError(f"{path}: corrupt model file: a .keras file is a zip archive and this one is not "
+                               f"({path.stat().st_size} bytes; truncated or damaged?): train again or restore it")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - zip/HDF5/deserialisation errors of every kind

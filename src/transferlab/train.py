@@ -19,7 +19,6 @@ import pandas as pd
 from transferlab import engine
 from transferlab.config import Params
 from transferlab.data import ArrayData, load_prepared
-from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.models import count_trainable
 from transferlab.plots import save_training_curves
@@ -46,12 +45,7 @@ def backup_root(params: Params, fingerprint: str) -> Path:
 
 def load_training_data(params: Params) -> ArrayData:
     """The validation split and the augment stage's training set (originals + augmented copies)."""
-    augmented = Path(params.augment.output)
-    if not (augmented / "train_images.npy").is_file():
-        raise TransferlabError(f"{augmented}: augmented training set not found: run `dvc repro augment` first")
-    data = load_prepared(params)
-    return data.replace(x_train=np.load(augmented / "train_images.npy"),
-                        y_train=np.load(augmented / "train_labels.npy"))
+    return load_prepared(params, augmented=True)
 
 
 def final_metrics(model: keras.Model, data: ArrayData, batch_size: int) -> dict[str, float]:
