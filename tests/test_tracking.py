@@ -279,6 +279,32 @@ def test_ui_start_closes_dead_runs_too(repo, monkeypatch):
     assert tracking.run_status(run.info.run_id) == "KILLED"
 
 
+def test_each_stage_logs_the_sections_dvc_gives_it():
+    """STAGE_SECTIONS holds at least every params entry of the stage in dvc.yaml (what it reads)."""
+    import yaml
+
+    from transferlab.config import Params
+    from transferlab.stage_params import STAGE_SECTIONS, stage_params
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    for stage, sections in STAGE_SECTIONS.items():
+        declared = {entry if isinstance(entry, str) else next(iter(entry)) for entry in stages[stage]["params"]}
+        covered = {d for d in declared if d in sections or d.split(".")[0] in sections}
+        assert covered == declared, (stage, declared - covered)
+    picked = stage_params(Params(), "evaluate")
+    assert picked["augment"] == {"strength": Params().augment.strength, "copies": Params().augment.copies}
+    assert "tune" not in picked and "study" not in picked and "data" not in picked
+
+
+def test_experiments_are_of_the_model_development_kind(repo):
+    store = client(repo)
+    made = tracking.ensure_experiment("new")
+    assert store.get_experiment(made).tags["mlflow.experimentKind"] == "custom_model_development"
+    older = store.create_experiment("older")  # as made before the tag existed
+    assert tracking.ensure_experiment("older") == older
+    assert store.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_ui_command_serves_this_store(repo):
     argv = tracking.ui_command(port=5123)
     assert argv[:4] == [sys.executable, "-m", "mlflow", "ui"]

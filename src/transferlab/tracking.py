@@ -42,7 +42,7 @@ import mlflow  # noqa: E402
 from mlflow.entities import RunStatus  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from transferlab import run_hygiene  # noqa: E402
+from transferlab import run_hygiene, run_records  # noqa: E402
 from transferlab.errors import TransferlabError  # noqa: E402
 
 STORE_DIRNAME = "mlruns"
@@ -209,7 +209,8 @@ def ensure_experiment(name: str, root: Path | str | None = None) -> str:
     """The id of experiment ``name``, created if missing (restored if deleted).
 
     New experiments keep their artifacts in ``<root>/mlruns/artifacts/<name>`` (absolute
-    ``file://`` URI), whichever directory the run starts from.
+    ``file://`` URI), whichever directory the run starts from; every experiment is tagged
+    :func:`run_records.experiment_tags` (the model-training kind the UI's runs table needs).
     """
     root = _root(root)
     uri = configure(root)
@@ -221,13 +222,15 @@ def ensure_experiment(name: str, root: Path | str | None = None) -> str:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 try:
-                    return client.create_experiment(name, artifact_location=location)
+                    return client.create_experiment(name, artifact_location=location,
+                                                    tags=run_records.experiment_tags())
                 except MlflowException as exc:  # created meanwhile (no file lock on Windows)
                     experiment = client.get_experiment_by_name(name)
                     if experiment is None:
                         raise exc
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
+    run_records.tag_experiment(client, experiment)  # stores made before the tag existed
     return experiment.experiment_id
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -22,6 +21,8 @@ from transferlab.data import ArrayData, load_prepared
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.models import count_trainable
 from transferlab.plots import save_training_curves
+from transferlab.run_records import augmentation_label, log_dataset, variant_name
+from transferlab.stage_params import log_full_params, stage_params
 from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels, log_pyfunc_model
 
 RUN_FILE = "run.json"
@@ -76,9 +77,12 @@ def run(params: Params) -> dict:
     if pretrain_run:  # in-domain transfer: the synthetic pretraining this run starts from
         tags.update({"pretrain_run_id": pretrain_run,
                      "mlflow.note.content": f"Starts from the synthetic pretraining run {pretrain_run} ({init_from})."})
-    with tracking.tracked_run(params.mlflow.experiment, run_name=run_name(params), params=params.model_dump(),
-                              tags=tags) as run:
+    with tracking.tracked_run(params.mlflow.experiment, run_name=variant_name(params),
+                              params=stage_params(params, "train"), tags=tags) as run:
         import mlflow
+
+        log_full_params(params)
+        log_training_inputs(params, data)
 
         def log_metric(logs: dict, step: int) -> None:
             mlflow.log_metrics({k: v for k, v in logs.items()}, step=step)
@@ -120,19 +124,16 @@ def run(params: Params) -> dict:
     return summary
 
 
-def run_name(params: Params) -> str:
-    """The DVC experiment's name when there is one, else the variant's settings.
+def log_training_inputs(params: Params, data: ArrayData) -> None:
+    """The training and validation sets as the run's MLflow dataset inputs (digests: the split's
+    fingerprints; the training digest also names its augmentation, which changes its images)."""
+    from transferlab.split import read_meta
 
-    Never MLflow's random name: training seeds Python's random module, so every run with
-    the same seed would get the same "random" name.
-    """
-    cfg = params.train
-    arm = "imagenet" if cfg.pretrained else "random-init"
-    if params.pretrain.enabled:
-        arm += "-synthetic"  # then fine-tuned on the real plates
-    variant = f"{cfg.backbone}-{cfg.strategy}-{arm}-aug{params.augment.strength:g}-seed{cfg.seed}"
-    experiment = os.environ.get("DVC_EXP_NAME")
-    return f"{experiment} ({variant})" if experiment else variant
+    label = augmentation_label(params)
+    digest = data.fingerprint if label == "aug0" else f"{data.fingerprint}-{label}"
+    log_dataset(data.x_train, data.y_train, digest, params.split.output, f"train-{label}", "training")
+    val_fingerprint = read_meta(params.split.output)["fingerprints"]["val"]
+    log_dataset(data.x_val, data.y_val, val_fingerprint, params.split.output, "validation", "validation")
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> None:
