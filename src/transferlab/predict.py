@@ -32,13 +32,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-import mlflow.pyfunc  # noqa: E402
-
-from transferlab import metrics  # noqa: E402
-from transferlab.errors import TransferlabError  # noqa: E402
-from transferlab.images import IMAGE_EXTENSIONS, UnreadableImageError, read_rgb  # noqa: E402
+from transferlab import metrics
+from transferlab.errors import TransferlabError
+from transferlab.images import IMAGE_EXTENSIONS, UnreadableImageError, read_rgb
 
 LABELS_FILE = "labels.json"
 MODEL_FILE = "model.keras"
@@ -298,6 +294,7 @@ def _configure_tracking() -> None:
 
 
 def _load_from_uri(uri: str):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read when mlflow is first imported
     import mlflow
 
     _configure_tracking()
@@ -380,115 +377,11 @@ def predict_command(model: str, images: Sequence[str], csv_out: str | None = Non
     return 1 if failed == len(frame) else 0
 
 
-# --------------------------------------------------------------------------- MLflow pyfunc
+def __getattr__(name: str):
+    """``PlateReaderModel`` and ``log_pyfunc_model`` moved to :mod:`transferlab.reader_pyfunc`;
+    reader models logged before that name this module, so unpickling them still finds the class."""
+    if name in ("PlateReaderModel", "log_pyfunc_model", "images_from_input"):
+        from transferlab import reader_pyfunc
 
-
-def images_from_input(model_input: Any) -> list[np.ndarray]:
-    """The images in a pyfunc input.
-
-    Accepted: a NumPy batch (N, H, W, 3) / (N, H, W) or one image (H, W, 3) of 0..255 values;
-    a list of images; a pandas DataFrame with an ``image`` column (arrays, nested lists, or
-    encoded PNG/JPEG bytes) or a ``file``/``path`` column of image paths; a dict of such columns.
-    """
-    if isinstance(model_input, dict):
-        model_input = pd.DataFrame(model_input)
-    if isinstance(model_input, pd.DataFrame):
-        if "image" in model_input.columns:
-            return [_cell_image(value) for value in model_input["image"]]
-        for column in ("file", "path"):
-            if column in model_input.columns:
-                return [_decode_bytes(Path(p).read_bytes()) for p in model_input[column]]
-        raise TransferlabError("a DataFrame input needs an 'image' column (arrays or encoded bytes) "
-                               "or a 'file'/'path' column of image paths")
-    if isinstance(model_input, np.ndarray):
-        if model_input.ndim == 3 and model_input.shape[-1] in (3, 4):
-            return [model_input]
-        if model_input.ndim in (3, 4):
-            return list(model_input)
-        raise TransferlabError(f"a NumPy input must be (N, H, W, 3) images, got shape {model_input.shape}")
-    if isinstance(model_input, (list, tuple)):
-        return [_cell_image(value) for value in model_input]
-    raise TransferlabError(f"unsupported input type {type(model_input).__name__}")
-
-
-def _decode_bytes(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB) if data else None
-    if image is None:
-        raise TransferlabError("not a readable image (empty, truncated or unknown format)")
-    return image
-
-
-def _cell_image(value: Any) -> np.ndarray:
-    if isinstance(value, (bytes, bytearray)):
-        return _decode_bytes(bytes(value))
-    array = np.asarray(value)
-    if array.dtype == object:  # nested lists of rows from JSON
-        array = np.asarray(array.tolist(), dtype=np.float64)
-    return array
-
-
-class PlateReaderModel(mlflow.pyfunc.PythonModel):
-    """The model and its decoder as one MLflow pyfunc: images in, a DataFrame of text out.
-
-    Artifacts: ``keras_model`` (the ``.keras`` file) and ``labels`` (``labels.json``).
-    Output columns: ``plate_text`` (classification: ``label``), ``confidence`` and
-    ``char_confidences`` (classification: ``top_classes``).
-    """
-
-    def load_context(self, context):
-        self.reader = Reader(load_keras_model(context.artifacts["keras_model"]),
-                             Labels.load(context.artifacts["labels"]))
-
-    # The hint is one MLflow does not validate against (it would otherwise warn on import);
-    # NumPy batches, lists and dicts are accepted as well, see images_from_input.
-    def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ARG002 - pyfunc signature
-        return self.reader.predict_arrays(images_from_input(model_input))
-
-
-def pip_requirements() -> list[str]:
-    """Pinned requirements of the pyfunc (explicit: inferring them reloads the model in a subprocess)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("keras", "tensorflow-cpu", "numpy", "pandas", "opencv-python", "mlflow", "pyyaml"):
-        try:
-            found.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
-    return found
-
-
-def log_pyfunc_model(model_path: str | Path, labels_path: str | Path, example: np.ndarray | None = None,
-                     artifact_path: str = PYFUNC_ARTIFACT_PATH):
-    """Log the reader pyfunc into the active MLflow run under ``artifact_path`` ("reader").
-
-    ``example``: a few 0..255 images (N, H, W, 3) stored as the input example. The
-    signature declares only the outputs, so NumPy batches and DataFrames are both
-    accepted. The pyfunc imports ``transferlab`` when loaded: serve it from an
-    environment where the project is installed. Returns MLflow's ModelInfo.
-    """
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    labels = Labels.load(labels_path)
-    if not Path(model_path).is_file():
-        raise TransferlabError(f"{model_path}: model file not found")
-    if labels.task == "plates":
-        outputs = Schema([ColSpec("string", "plate_text"), ColSpec("double", "confidence"),
-                          ColSpec("string", "char_confidences")])
-    else:
-        outputs = Schema([ColSpec("string", "label"), ColSpec("double", "confidence"),
-                          ColSpec("string", "top_classes")])
-    example_input = None
-    if example is not None:
-        example_input = np.asarray(example)[:2].astype(np.uint8)
-    return mlflow.pyfunc.log_model(
-        name=artifact_path,
-        python_model=PlateReaderModel(),
-        artifacts={"keras_model": str(model_path), "labels": str(labels_path)},
-        signature=ModelSignature(inputs=None, outputs=outputs),
-        input_example=example_input,
-        pip_requirements=pip_requirements(),
-        metadata={METADATA_KEY: labels.to_dict()},
-    )
+        return getattr(reader_pyfunc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

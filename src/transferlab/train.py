@@ -23,7 +23,8 @@ from transferlab.models import count_trainable
 from transferlab.plots import save_training_curves
 from transferlab.run_records import augmentation_label, log_dataset, variant_name
 from transferlab.stage_params import log_full_params, stage_params
-from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels, log_pyfunc_model
+from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels
+from transferlab.reader_pyfunc import log_pyfunc_model
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics/train.json"
