@@ -14,7 +14,7 @@ import mlflow
 import pytest
 from pydantic import BaseModel
 
-from transferlab import run_hygiene, tracking
+from transferlab import mlflow_servers, run_hygiene, tracking
 
 DVC_ENV = ("DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "MLFLOW_TRACKING_URI")
 
@@ -273,9 +273,9 @@ def test_ui_start_closes_dead_runs_too(repo, monkeypatch):
     store.update_run(run.info.run_id, status="RUNNING")
     store.set_tag(run.info.run_id, run_hygiene.TAG_PID, "999999999")  # no such process
     monkeypatch.setattr(tracking, "_cleaned", set())
-    monkeypatch.setattr(tracking, "_port_free", lambda host, port: False)  # stop before serving
-    with pytest.raises(tracking.TransferlabError, match="already in use"):
-        tracking.serve_ui(port=5999)
+    monkeypatch.setattr(mlflow_servers, "_port_free", lambda host, port: False)  # stop before serving
+    with pytest.raises(mlflow_servers.TransferlabError, match="already in use"):
+        mlflow_servers.serve_ui(port=5999)
     assert tracking.run_status(run.info.run_id) == "KILLED"
 
 
@@ -306,7 +306,7 @@ def test_experiments_are_of_the_model_development_kind(repo):
 
 
 def test_ui_command_serves_this_store(repo):
-    argv = tracking.ui_command(port=5123)
+    argv = mlflow_servers.ui_command(port=5123)
     assert argv[:4] == [sys.executable, "-m", "mlflow", "ui"]
     assert argv[argv.index("--backend-store-uri") + 1] == tracking.tracking_uri(repo)
     assert argv[argv.index("--default-artifact-root") + 1] == (repo / "mlruns" / "artifacts").as_uri()

@@ -108,7 +108,7 @@ def run(params: Params) -> dict:
             history.to_csv(out / "history.csv", index=False)
             save_training_curves(history, data.task, out / "curves.png")
             write_json(out / RUN_FILE, {"run_id": run.info.run_id, "experiment": params.mlflow.experiment,
-                                        "tracking_uri": tracking.tracking_uri()})
+                                        "tracking_uri": mlflow.get_tracking_uri()})
             mlflow.log_artifact(str(out / "curves.png"), "plots")
             preview = Path(params.augment.output) / "preview.png"
             if preview.is_file():
