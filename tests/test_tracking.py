@@ -266,7 +266,7 @@ def test_a_run_of_a_killed_process_is_closed_by_the_next_start(repo, monkeypatch
     assert f"process {owner.pid}" in closed.data.tags[run_hygiene.TAG_KILLED]
 
 
-def test_ui_start_closes_dead_runs_too(repo, monkeypatch):
+def test_ui_start_closes_dead_runs_and_names_the_runs_table(repo, monkeypatch, capsys):
     with tracking.tracked_run("exp", "dead", {}, {}) as run:
         pass
     store = client(repo)
@@ -277,6 +277,9 @@ def test_ui_start_closes_dead_runs_too(repo, monkeypatch):
     with pytest.raises(mlflow_servers.TransferlabError, match="already in use"):
         mlflow_servers.serve_ui(port=5999)
     assert tracking.run_status(run.info.run_id) == "KILLED"
+    experiment = store.get_run(run.info.run_id).info.experiment_id
+    assert (f"runs of experiment 'exp': http://127.0.0.1:5999/#/experiments/{experiment}/runs?"
+            "workflowType=machine_learning") in capsys.readouterr().err
 
 
 def test_each_stage_logs_the_sections_dvc_gives_it():

@@ -85,7 +85,28 @@ def serve_ui(root: Path | str | None = None, host: str = "127.0.0.1", port: int 
     command = ui_command(root, host, port)
     if team:
         command[command.index("--backend-store-uri") + 1] = team
+    base = f"http://{host}:{port}"
+    for name, experiment_id in experiments_with_runs(tracking.configure(root)):
+        print(f"runs of experiment {name!r}: {runs_table_url(base, experiment_id)}", file=sys.stderr)
     serve(command, host, port, f"MLflow UI for {team or tracking.store_dir(root)}")
+
+
+def runs_table_url(base: str, experiment_id: str) -> str:
+    """The page of an experiment's runs table.
+
+    MLflow 3's UI opens every experiment in its GenAI views (traces, usage) unless the URL asks
+    for the model-training workflow; this is the page to start from when comparing variants.
+    """
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def experiments_with_runs(uri: str) -> list[tuple[str, str]]:
+    """(name, id) of the store's active experiments that hold at least one run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    return [(e.name, e.experiment_id) for e in client.search_experiments()
+            if client.search_runs([e.experiment_id], max_results=1)]
 
 
 def serve(command: list[str], host: str, port: int, what: str) -> None:
