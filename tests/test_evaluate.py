@@ -1,4 +1,7 @@
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -7,11 +10,14 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
-from transferlab import evaluate, split, tracking
+from transferlab import evaluate, split, tracking, train
 from transferlab.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
 from transferlab.models import build_model
+from transferlab.selection import monitored_metric
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +129,35 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     assert "evaluate: exported reader/model.onnx" in out
 
 
+def test_a_second_evaluation_gets_its_own_run_and_leaves_the_training_runs_metrics(project, capsys):
+    """Only evaluate.* changed: the new test metrics go to a linked run; the baseline's stay as they were."""
+    write_plate_csv(project / "plates", random_plates(30))
+    params = plate_params(project)
+    split.run(params)
+    run_id = fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    base = evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1)
+    evaluate.run(params, base)
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    before = client.get_run(run_id).data.metrics
+
+    changed = base.model_copy(update={"augmented_strengths": [0.25]})
+    evaluate.run(params, changed)
+
+    training = client.get_run(run_id)
+    assert training.data.metrics == before  # nothing overwritten, nothing added
+    assert "test_aug25_plate_accuracy" not in training.data.metrics
+    assert len(client.get_metric_history(run_id, "test_plate_accuracy")) == 1
+    assert training.data.tags["evaluate.augmented_strengths"] == "[1.0]"  # the baseline's settings
+    linked = client.get_run(training.data.tags["latest_evaluation_run_id"])
+    assert linked.info.run_id != run_id and linked.info.status == "FINISHED"
+    assert linked.data.tags["training_run_id"] == run_id and linked.data.tags["mlflow.parentRunId"] == run_id
+    assert linked.data.tags["training_run_reused"] == "true"
+    assert "test_aug25_plate_accuracy" in linked.data.metrics
+    assert linked.data.params["evaluate.augmented_strengths"] == "[0.25]"
+    assert "train.backbone" not in linked.data.params  # only what evaluate reads
+    assert "already evaluated" in capsys.readouterr().out
+
+
 def test_evaluate_classification(project):
     write_class_folders(project / "classes", {"cat": 8, "dog": 8, "owl": 8})
     params = tiny_params(project, task="classification", data={"source": str(project / "classes")},
@@ -144,6 +179,95 @@ def test_evaluate_classification(project):
     assert metrics["test_macro_f1"] == pytest.approx(scalars["test_macro_f1"])
 
 
+def rendered_plots(project: Path) -> dict[str, dict]:
+    """``dvc plots show --json`` of the project's own dvc.yaml over ``project``'s metrics/: the vega specs."""
+    copy = project / "dvc-copy"
+    copy.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, copy / name)
+    shutil.copytree(project / "metrics", copy / "metrics")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=copy, check=True)
+    shown = subprocess.run([dvc, "plots", "show", "--json"], cwd=copy, capture_output=True, text=True, check=True)
+    rendered = json.loads(shown.stdout)
+    assert "errors" not in rendered, rendered
+    return {path: items[0]["content"] for path, items in rendered["data"].items()}
+
+
+def declared_plots() -> set[str]:
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {next(iter(p)) for stage in stages.values() for p in stage.get("plots", [])}
+
+
+def axes(spec: dict) -> dict:
+    """The x/y encoding of a rendered DVC template (layered or faceted specs nest it)."""
+    if isinstance(spec, dict):
+        if "x" in spec.get("encoding", {}) and "y" in spec.get("encoding", {}):
+            return spec["encoding"]
+        for value in spec.values():
+            found = axes(value) if isinstance(value, (dict, list)) else None
+            if found:
+                return found
+    if isinstance(spec, list):
+        for value in spec:
+            found = axes(value)
+            if found:
+                return found
+    return {}
+
+
+@pytest.mark.parametrize("task", ["plates", "classification"])
+def test_every_declared_dvc_plot_renders_with_its_data_for_both_tasks(project, task):
+    if task == "plates":
+        write_plate_csv(project / "plates", random_plates(30))
+        params, classes, slots = plate_params(project), None, 7
+    else:
+        write_class_folders(project / "classes", {"cat": 8, "dog": 8, "owl": 8})
+        params = tiny_params(project, task="classification", data={"source": str(project / "classes")},
+                             train={"backbone": "plain_cnn", "pretrained": False, "strategy": "scratch",
+                                    "batch_size": 8, "output": str(project / "models")},
+                             mlflow={"experiment": "evaluate-test"})
+        classes, slots = ["cat", "dog", "owl"], 1
+    split.run(params)
+    classes = classes or list(params.plates.alphabet)
+    fake_training(params, classes, slots)
+    monitor = monitored_metric(task)
+    train.write_history(pd.DataFrame({"epoch": [1, 2], monitor: [0.2, 0.4], "val_loss": [2.0, 1.5]}), monitor)
+    evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1))
+    n_test = len(np.load(project / "data/prepared/test_labels.npy"))
+
+    plots = rendered_plots(project)
+    assert set(plots) == declared_plots()
+    for path, spec in plots.items():
+        rows, encoding = spec["data"]["values"], axes(spec)
+        assert rows, path
+        for axis in ("x", "y"):
+            field = encoding[axis]["field"]
+            assert all(row.get(field) not in (None, "") for row in rows), (path, axis, field)
+
+    breakdown = plots["metrics/evaluate_breakdown.csv"]
+    assert axes(breakdown)["y"]["field"] == "group" and axes(breakdown)["x"]["field"] == "accuracy"
+    groups = [row["group"] for row in breakdown["data"]["values"]]
+    assert groups == ([f"slot {i}" for i in range(1, 8)] if task == "plates" else classes)
+
+    confusion = plots["metrics/evaluate_confusion_pairs.csv"]
+    assert "aggregate" in json.dumps(confusion) and axes(confusion)["x"]["field"] == "predicted"
+    assert len(confusion["data"]["values"]) == n_test * slots  # every test character (or image) once
+    assert {row["actual"] for row in confusion["data"]["values"]} <= set(classes) | {"pad"}
+
+    curve = plots["metrics/train_history.csv"]
+    assert [float(row["val_monitored"]) for row in curve["data"]["values"]] == [0.2, 0.4]
+
+    labels = plots["metrics/data_labels.csv"]
+    counted = {row["label"]: int(row["train"]) for row in labels["data"]["values"]}
+    train_labels = np.load(project / "data/prepared/train_labels.npy")
+    assert sum(counted.values()) == train_labels.size  # every training character (or image) counted once
+    assert set(counted) <= set(classes)
+    assert "characters" not in json.dumps(read_json("metrics/data.json"))
+
+
 def test_missing_model_or_run_is_a_clear_error_and_leaves_no_output(project):
     write_plate_csv(project / "plates", random_plates(20))
     params = plate_params(project)
@@ -163,6 +287,22 @@ def test_config_rejects_unknown_keys_and_bad_strengths():
     with pytest.raises(Exception):
         evaluate.EvaluateConfig(augmented_strengths=[1.5])
     assert evaluate.strength_key(0.3) == "aug30" and evaluate.strength_key(0.125) == "aug12p5"
+
+
+def test_trained_without_augmentation_is_said_so_and_no_strength_is_the_training_strength(project, capsys):
+    write_plate_csv(project / "plates", random_plates(30))
+    params = plate_params(project, augment={"strength": 0.5, "copies": 0})
+    split.run(params)
+    fake_training(params, list(params.plates.alphabet), params.plates.slots)
+    scalars = evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1))
+    out = capsys.readouterr().out
+    assert "trained without augmentation" in out and "the training strength" not in out
+    assert {"test_aug50_plate_accuracy", "test_aug100_plate_accuracy"} <= set(scalars)  # still measured
+
+    # With copies the same strength is the training strength, and said to be.
+    lines = evaluate.diagnosis("plates", {}, {"test_plate_accuracy": 0.8}, 10, 10, [(0.5, 0.7)], 0.5)
+    assert any("(the training strength)" in line for line in lines)
+    assert not any("without augmentation" in line for line in lines)
 
 
 def test_small_data_diagnostics_are_named_in_the_evaluate_report():

@@ -1,3 +1,9 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import mlflow
 import numpy as np
@@ -5,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers import plate_image
-from transferlab import predict, tracking
+from transferlab import predict, reader_pyfunc, tracking
 from transferlab.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.models import build_model
@@ -100,6 +106,12 @@ def test_a_model_without_labels_or_a_missing_model_is_a_clear_error(repository, 
         predict.Reader.load(tmp_path / "model.keras")
     with pytest.raises(TransferlabError, match="not found"):
         predict.Reader.load(tmp_path / "nothing.keras")
+    # A damaged file is reported as corrupt, by name; Keras itself would say "File not found".
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes((repository / "models/model.keras").read_bytes()[:500])
+    with pytest.raises(TransferlabError, match="damaged.keras: corrupt model file") as raised:
+        predict.load_keras_model(damaged)
+    assert "not found" not in str(raised.value).lower()
 
 
 def test_decoding_variable_length_plates_and_classes():
@@ -120,7 +132,8 @@ def test_pyfunc_reads_numpy_batches_and_dataframes(repository, image_files):
     images = np.stack([plate_image("ABC1234"), plate_image("XYZ9876")])
     tracking.configure()
     with tracking.tracked_run("predict-test", "train", params={}, tags={}) as run:
-        info = predict.log_pyfunc_model(repository / "models/model.keras", repository / "models/labels.json", images)
+        info = reader_pyfunc.log_pyfunc_model(repository / "models/model.keras", repository / "models/labels.json",
+                                              images)
     expected = predict.Reader.load(repository / "models/model.keras").predict_arrays(images)
 
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/reader")
@@ -139,3 +152,33 @@ def test_pyfunc_reads_numpy_batches_and_dataframes(repository, image_files):
     assert predict.Reader.load(f"runs:/{run.info.run_id}/reader").labels.slots == 7
     with pytest.raises(TransferlabError, match="cannot download"):
         predict.Reader.load("runs:/0123456789abcdef0123456789abcdef/reader")
+
+
+_FRESH_LOAD = """
+import importlib.util, json, sys
+# No transferlab: neither the project's src/ (PYTHONPATH) nor its editable install (a .pth entry).
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("src")]
+assert importlib.util.find_spec("transferlab") is None, sys.path
+import numpy as np
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps(model.predict(np.load(sys.argv[2]))["plate_text"].tolist()))
+"""
+
+
+def test_the_reader_loads_in_a_fresh_process_without_transferlab_installed(repository, tmp_path):
+    images = np.stack([plate_image("ABC1234"), plate_image("XYZ9876")])
+    tracking.configure()
+    with tracking.tracked_run("predict-test", "train", params={}, tags={}) as run:
+        reader_pyfunc.log_pyfunc_model(repository / "models/model.keras", repository / "models/labels.json", images)
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/reader", dst_path=str(tmp_path)))
+    assert (local / "code/transferlab/predict.py").is_file() and not list(local.glob("code/**/__pycache__"))
+    required = {line.split("==")[0] for line in (local / "requirements.txt").read_text().split()}
+    assert {"keras", "numpy", "pandas", "mlflow", "opencv-python"} <= required and "transferlab" not in required
+    np.save(tmp_path / "images.npy", images)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", _FRESH_LOAD, str(local), str(tmp_path / "images.npy")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = predict.Reader.load(repository / "models/model.keras").predict_arrays(images)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected["plate_text"].tolist()

@@ -14,7 +14,7 @@ import mlflow
 import pytest
 from pydantic import BaseModel
 
-from transferlab import tracking
+from transferlab import mlflow_servers, run_hygiene, tracking
 
 DVC_ENV = ("DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "MLFLOW_TRACKING_URI")
 
@@ -228,8 +228,88 @@ def test_nested_run(repo):
     assert {store.get_run(r.info.run_id).info.status for r in (parent, child)} == {"FINISHED"}
 
 
+_OWNER = """
+import sys, time
+from transferlab import tracking
+with tracking.tracked_run("exp", "owner", {}, {}) as run:
+    print(run.info.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_of_a_killed_process_is_closed_by_the_next_start(repo, monkeypatch):
+    """kill -9 runs no cleanup: the next run start marks the dead owner's run KILLED, with a reason."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER], cwd=repo / "src", env=env, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        run_id = owner.stdout.readline().strip()
+        assert run_id, "the owner process did not start its run"
+        tags = client(repo).get_run(run_id).data.tags
+        assert tags[run_hygiene.TAG_PID] == str(owner.pid)
+        monkeypatch.setattr(tracking, "_cleaned", set())
+        with tracking.tracked_run("exp", "live neighbour", {}, {}):
+            pass
+        assert tracking.run_status(run_id) == "RUNNING"  # its owner is alive: left alone
+    finally:
+        owner.kill()  # SIGKILL: no handler, no finally, no end_run
+        owner.wait()
+    assert tracking.run_status(run_id) == "RUNNING"
+
+    monkeypatch.setattr(tracking, "_cleaned", set())
+    with tracking.tracked_run("exp", "next stage", {}, {}):
+        pass
+    runs = client(repo).search_runs([r.info.experiment_id for r in [client(repo).get_run(run_id)]])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    closed = client(repo).get_run(run_id)
+    assert closed.info.status == "KILLED"
+    assert f"process {owner.pid}" in closed.data.tags[run_hygiene.TAG_KILLED]
+
+
+def test_ui_start_closes_dead_runs_and_names_the_runs_table(repo, monkeypatch, capsys):
+    with tracking.tracked_run("exp", "dead", {}, {}) as run:
+        pass
+    store = client(repo)
+    store.update_run(run.info.run_id, status="RUNNING")
+    store.set_tag(run.info.run_id, run_hygiene.TAG_PID, "999999999")  # no such process
+    monkeypatch.setattr(tracking, "_cleaned", set())
+    monkeypatch.setattr(mlflow_servers, "_port_free", lambda host, port: False)  # stop before serving
+    with pytest.raises(mlflow_servers.TransferlabError, match="already in use"):
+        mlflow_servers.serve_ui(port=5999)
+    assert tracking.run_status(run.info.run_id) == "KILLED"
+    experiment = store.get_run(run.info.run_id).info.experiment_id
+    assert (f"runs of experiment 'exp': http://127.0.0.1:5999/#/experiments/{experiment}/runs?"
+            "workflowType=machine_learning") in capsys.readouterr().err
+
+
+def test_each_stage_logs_the_sections_dvc_gives_it():
+    """STAGE_SECTIONS holds at least every params entry of the stage in dvc.yaml (what it reads)."""
+    import yaml
+
+    from transferlab.config import Params
+    from transferlab.stage_params import STAGE_SECTIONS, stage_params
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    for stage, sections in STAGE_SECTIONS.items():
+        declared = {entry if isinstance(entry, str) else next(iter(entry)) for entry in stages[stage]["params"]}
+        covered = {d for d in declared if d in sections or d.split(".")[0] in sections}
+        assert covered == declared, (stage, declared - covered)
+    picked = stage_params(Params(), "evaluate")
+    assert picked["augment"] == {"strength": Params().augment.strength, "copies": Params().augment.copies}
+    assert "tune" not in picked and "study" not in picked and "data" not in picked
+
+
+def test_experiments_are_of_the_model_development_kind(repo):
+    store = client(repo)
+    made = tracking.ensure_experiment("new")
+    assert store.get_experiment(made).tags["mlflow.experimentKind"] == "custom_model_development"
+    older = store.create_experiment("older")  # as made before the tag existed
+    assert tracking.ensure_experiment("older") == older
+    assert store.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_ui_command_serves_this_store(repo):
-    argv = tracking.ui_command(port=5123)
+    argv = mlflow_servers.ui_command(port=5123)
     assert argv[:4] == [sys.executable, "-m", "mlflow", "ui"]
     assert argv[argv.index("--backend-store-uri") + 1] == tracking.tracking_uri(repo)
     assert argv[argv.index("--default-artifact-root") + 1] == (repo / "mlruns" / "artifacts").as_uri()

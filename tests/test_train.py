@@ -2,6 +2,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+import yaml
 
 from helpers import random_plates, tiny_params, write_plate_csv
 from transferlab import augment, engine, split, tracking, train
@@ -9,6 +10,7 @@ from transferlab.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
 from transferlab.models import build_model, count_trainable, set_backbone_trainable
+from transferlab.stage_params import PARAMS_ARTIFACT, STAGE_SECTIONS
 
 SHAPE = (32, 96, 3)
 
@@ -86,6 +88,16 @@ def test_training_writes_model_metrics_and_one_finished_mlflow_run(project):
     run = mlflow.MlflowClient(tracking.configure(project)).get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["train.backbone"] == "plain_cnn"
+    # The sections train reads are its params; the whole configuration is one artifact.
+    assert {key.split(".")[0] for key in run.data.params} == set(STAGE_SECTIONS["train"])
+    full = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/{PARAMS_ARTIFACT}"))
+    assert {"tune", "study", "evaluate", "generate"} <= set(full) and full["train"]["seed"] == 0
+    # What differs leads the name; the data is a logged dataset whose digest is its fingerprint.
+    assert run.info.run_name == "random-init-scratch-aug0.5-s0-plain_cnn"
+    fingerprints = read_json(project / "data/prepared/meta.json")["fingerprints"]
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert inputs["train-aug0.5"].dataset.digest == fingerprints["train"] + "-aug0.5"
+    assert inputs["validation"].dataset.digest == fingerprints["val"]
     assert {"val_plate_accuracy", "loss"} <= set(run.data.metrics)
     assert run.data.tags["dataset_fingerprint"] == read_json(project / "data/prepared/meta.json")["fingerprints"]["train"]
     history = mlflow.MlflowClient(tracking.configure(project)).get_metric_history(run_id, "val_loss")

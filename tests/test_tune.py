@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -267,6 +268,24 @@ def test_resume_after_interruption_continues_the_same_study(project, name, monke
     # Settings that change what a trial's value means are refused instead of mixed in.
     with pytest.raises(TransferlabError, match=r"other settings.*\n  train.batch_size: 16 -> 8"):
         tune.run(params_for(project, batch_size=8), config(name, n_trials=4))
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_its_run_closed(project, name, monkeypatch):
+    """Another machine's worker killed outright: Optuna's heartbeat fails the trial, the callback closes its run."""
+    monkeypatch.setattr(tune, "GRACE_PERIOD_S", 1)
+    storage = tune._open_storage(f"sqlite:///{project / 'tune/optuna.db'}")
+    study = optuna.create_study(storage=storage, study_name=name)
+    client = mlflow.MlflowClient(tracking_uri=tracking.configure())
+    run = client.create_run(tracking.ensure_experiment("transferlab"), run_name=f"{name} orphan")
+    trial = study.ask()
+    trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    storage.record_heartbeat(trial._trial_id)  # what a worker's heartbeat thread does, once; then it dies
+    time.sleep(2.5)
+    worker = {"worker_host": "another-machine", "worker_pid": os.getpid(), "worker_run": "this run"}
+    assert tune.fail_orphaned_trials(study, worker) == [trial.number]
+    assert study.trials[0].state == TrialState.FAIL
+    closed = client.get_run(run.info.run_id)
+    assert closed.info.status == "KILLED" and closed.data.tags["optuna_state"] == "FAIL"
 
 
 def test_same_seed_proposes_the_same_trials_also_when_resumed(project, name, monkeypatch):

@@ -1,7 +1,8 @@
 """The comparison a user makes in the MLflow UI, checked in a real (headless) Chromium.
 
 Two finished variants of the tiny pipeline (tests/pipeline_project.py: seeds 0 and 1) are
-served with `transferlab.tracking.ui_command` and opened on MLflow's compare-runs page
+served with `transferlab.mlflow_servers.ui_command`; the experiment's page (where a user lands) must
+list both in its runs table, and then they are opened on MLflow's compare-runs page
 (`#/compare-runs?runs=[...]&experiments=[...]`). As a user would, the test closes the
 assistant panel, collapses the plots, switches the parameters to "Show diff only" and
 scrolls the metrics table (a virtualised grid that renders only the rows in view) down to
@@ -36,7 +37,7 @@ import pytest
 from pipeline_project import REPO, PipelineProject
 from pipeline_project import pipeline_project  # noqa: F401 - the fixture, shared with test_pipeline.py
 
-from transferlab import tracking
+from transferlab import mlflow_servers, tracking
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ class MlflowUi:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(tracking.ui_command(root, port=self.port), stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(mlflow_servers.ui_command(root, port=self.port), stdin=subprocess.DEVNULL,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.pgid = self.process.pid
 
@@ -386,6 +387,14 @@ def test_compare_page_shows_both_variants_and_their_test_accuracy(pipeline_proje
 
     browser = Chromium(tmp_path / "chromium-profile", *VIEWPORT)
     try:
+        # Where a user lands first: the runs table `transferlab ui` prints for the experiment
+        # (MLflow's own default is the GenAI overview), every run listed by name.
+        landing = mlflow_servers.runs_table_url(mlflow_ui.url, experiments[0])
+        browser.open(landing)
+        names = json.dumps([r.name for r in runs])
+        browser.wait_for(f"document.body !== null && {names}.every(name => document.body.innerText.includes(name)) && "
+                         "document.querySelector('[role=grid] [role=gridcell]') !== null",
+                         f"the experiment page {landing} to list both runs in its runs table")
         browser.open(url)
         browser.wait_for(f"{GRIDS}.length === 2 && {json.dumps(ids)}.every(id => document.body.innerText.includes(id))",
                          "the compare page to show both runs and the metrics table")

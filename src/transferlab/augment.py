@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from transferlab.config import AugmentConfig, Params
+from transferlab.data import IMAGES_FILE, LABELS_FILE, POINTER_FILE
 from transferlab.imgaug_compat import iaa
 from transferlab.io import atomic_output_dir, write_json
-from transferlab.split import load_split
+from transferlab.split import load_split, read_meta
 
 PREVIEW_FILE = "preview.png"
 
@@ -112,14 +113,28 @@ def save_preview(images: np.ndarray, cfg: AugmentConfig, path: str | Path) -> No
     plt.close(fig)
 
 
+def writes_copies(cfg: AugmentConfig) -> bool:
+    """Whether the training set gets augmented copies (``copies`` > 0 at a strength above 0)."""
+    return cfg.copies > 0 and cfg.strength > 0
+
+
 def run(params: Params) -> dict:
-    """Write the augmented training set and the preview grid."""
+    """Write the augmented training set (or, with nothing to augment, a pointer) and the preview grid.
+
+    Without copies the training set is the prepared split itself: a second copy of its
+    arrays would only double the disk and DVC cache, so :data:`POINTER_FILE` names the split
+    (and its fingerprint) and :func:`transferlab.data.load_prepared` follows it.
+    """
     cfg = params.augment
     train = load_split(params.split.output, "train")
     images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)
     with atomic_output_dir(cfg.output) as out:
-        np.save(out / "train_images.npy", images)
-        np.save(out / "train_labels.npy", labels)
+        if writes_copies(cfg):
+            np.save(out / IMAGES_FILE, images)
+            np.save(out / LABELS_FILE, labels)
+        else:
+            fingerprint = read_meta(params.split.output)["fingerprints"]["train"]
+            write_json(out / POINTER_FILE, {"split": str(params.split.output), "fingerprint": fingerprint})
         provenance.to_csv(out / "train.csv", index=False)
         save_preview(train.images, cfg, out / PREVIEW_FILE)
         summary = {"strength": cfg.strength, "copies": cfg.copies, "train_images": len(images)}

@@ -174,9 +174,27 @@ def study_cmd(params_file: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
 def ui(host: str, port: int) -> None:
     """Browse this repository's MLflow runs (mlruns/) in a browser; Ctrl-C stops it."""
-    from transferlab import tracking
+    from transferlab import mlflow_servers
 
-    run_stage(lambda _params: tracking.serve_ui(host=host, port=port), params_file=None)
+    run_stage(lambda _params: mlflow_servers.serve_ui(host=host, port=port), params_file=None)
+
+
+@main.command("team-server")
+@click.option("--backend-store-uri", required=True, help="the team's database: postgresql://user:password@host/db")
+@click.option("--artifacts", required=True, help="folder (or URI) where the server keeps and serves artifacts")
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (0.0.0.0: the network)")
+@click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
+@click.option("--workers", default=2, show_default=True, type=int, help="server worker processes")
+def team_server(backend_store_uri: str, artifacts: str, host: str, port: int, workers: int) -> None:
+    """Serve one MLflow tracking server for a team (runs in PostgreSQL); members set
+    TRANSFERLAB_TRACKING_URI=http://HOST:PORT. Ctrl-C stops it."""
+    from transferlab import mlflow_servers, team_store
+
+    def serve(_params) -> None:
+        command = team_store.server_command(backend_store_uri, artifacts, host, port, workers)
+        mlflow_servers.serve(command, host, port, "MLflow team server")
+
+    run_stage(serve, params_file=None)
 
 
 @main.command("check-params")

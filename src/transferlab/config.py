@@ -454,7 +454,8 @@ class TuneConfig(Section):
 
 
 class MlflowConfig(Section):
-    """Where runs are recorded: always the repository's own mlruns/ store."""
+    """The MLflow experiment of the pipeline's runs (recorded in the repository's mlruns/ store, or in
+    team mode the server named by $TRANSFERLAB_TRACKING_URI: transferlab.team_store)."""
 
     experiment: str = Field("transferlab", min_length=1)
 

@@ -8,12 +8,19 @@ variants): images are uint8 (N, H, W, 3) 0-255 RGB, labels are class indices (pl
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from transferlab.config import Params
 from transferlab.errors import TransferlabError
+
+# The augment stage's output (here, not in transferlab.augment, which imports imgaug slowly).
+IMAGES_FILE, LABELS_FILE = "train_images.npy", "train_labels.npy"
+# Written instead of the arrays when nothing is augmented: which prepared training split to read.
+POINTER_FILE = "train_source.json"
 
 
 @dataclass
@@ -116,8 +123,37 @@ def pad_index(params: Params, classes: list[str]) -> int | None:
     return classes.index(params.plates.pad_char)
 
 
-def load_prepared(params: Params, test: bool = False) -> ArrayData:
-    """The prepared split (stage ``split``) as arrays; the test split only when asked for."""
+def augmented_training_arrays(params: Params, fingerprint: str) -> tuple[np.ndarray, np.ndarray]:
+    """The augment stage's training set: its arrays, or the prepared split its pointer names.
+
+    ``fingerprint`` is the prepared training split's: a pointer written for other data is
+    stale (augment has not run since split did) and refused rather than silently followed.
+    """
+    from transferlab.split import load_split
+
+    folder = Path(params.augment.output)
+    if (folder / IMAGES_FILE).is_file():
+        return np.load(folder / IMAGES_FILE), np.load(folder / LABELS_FILE)
+    pointer = folder / POINTER_FILE
+    if not pointer.is_file():
+        raise TransferlabError(f"{folder}: augmented training set not found: run `dvc repro augment` first")
+    try:
+        target = json.loads(pointer.read_text(encoding="utf-8"))
+        split_dir, pointed = target["split"], target["fingerprint"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TransferlabError(f"{pointer}: unreadable ({exc}): run `dvc repro augment`") from None
+    if pointed != fingerprint:
+        raise TransferlabError(f"{pointer}: points to training data {pointed} but the prepared split is "
+                               f"{fingerprint}: run `dvc repro augment`")
+    train = load_split(split_dir, "train")
+    return np.asarray(train.images), np.asarray(train.labels)
+
+
+def load_prepared(params: Params, test: bool = False, augmented: bool = False) -> ArrayData:
+    """The prepared split (stage ``split``) as arrays; the test split only when asked for.
+
+    With ``augmented``, the training arrays are the augment stage's (:func:`augmented_training_arrays`).
+    """
     from transferlab.split import load_split, read_meta
 
     meta = read_meta(params.split.output)
@@ -129,5 +165,7 @@ def load_prepared(params: Params, test: bool = False) -> ArrayData:
         split = load_split(params.split.output, name)
         parts[f"x_{name}"], parts[f"y_{name}"] = np.asarray(split.images), np.asarray(split.labels)
     classes = list(meta["classes"])
+    if augmented:
+        parts["x_train"], parts["y_train"] = augmented_training_arrays(params, meta["fingerprints"]["train"])
     return ArrayData(task=meta["task"], classes=classes, fingerprint=meta["fingerprints"]["train"],
                      pad_index=pad_index(params, classes), **parts)

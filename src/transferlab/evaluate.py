@@ -13,7 +13,9 @@ One batched prediction over the test images gives every metric of :mod:`transfer
 - inference speed: batched images/s and single-image latency.
 
 Metrics go to ``metrics/evaluate.json`` (DVC) and, prefixed ``test_``, into the training
-run's MLflow run (resumed by the id in ``models/run.json``), figures to ``evaluate.output``.
+run's MLflow run (resumed by the id in ``models/run.json``) -- or, when that run was already
+evaluated, into a run of their own linked to it (:mod:`transferlab.evaluation_run`) --
+figures to ``evaluate.output``.
 Everything is computed and written before the MLflow run is reopened: a failure here must
 never mark the training run FAILED.
 """
@@ -29,21 +31,21 @@ import pandas as pd
 
 from transferlab import export, metrics
 from transferlab.config import EvaluateConfig, Params
+from transferlab.evaluate_outputs import (breakdown_frame, confusion_pairs, predictions_frame, save_figures,
+                                          write_report)
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_json, write_json
 from transferlab.split import load_split, read_meta
 
 METRICS_FILE = "metrics/evaluate.json"
 BREAKDOWN_FILE = "metrics/evaluate_breakdown.csv"  # per slot (plates) / per class (classification)
-CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"
+CONFUSIONS_FILE = "metrics/evaluate_confusions.csv"  # the most frequent confusions, a table
+CONFUSION_PAIRS_FILE = "metrics/evaluate_confusion_pairs.csv"  # DVC's confusion plot
 AUGMENTED_FILE = "metrics/evaluate_augmented.csv"
 TRAIN_METRICS_FILE = "metrics/train.json"  # train.METRICS_FILE (not imported: train loads Keras eagerly)
 TRAIN_HISTORY_FILE = "metrics/train_history.csv"  # train.HISTORY_FILE
 PREFIX = "test_"
 
-CONFUSION_FIGURE = "confusion_matrix.png"
-MISTAKES_FIGURE = "worst_mistakes.png"
-AUGMENTED_FIGURE = "augmented_examples.png"
 PREDICTIONS_FILE = "predictions.csv"
 REPORT_FILE = "report.md"
 
@@ -170,8 +172,13 @@ def sampling_error(accuracy: float, n: int) -> float:
 
 
 def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val: int | None,
-              augmented: list[tuple[float, float]], train_strength: float) -> list[str]:
-    """Plain-language findings; thresholds are heuristics, the numbers are in the metrics."""
+              augmented: list[tuple[float, float]], train_strength: float | None) -> list[str]:
+    """Plain-language findings; thresholds are heuristics, the numbers are in the metrics.
+
+    ``train_strength`` is the augmentation the model was trained with, None when it was
+    trained without (``augment.copies: 0`` or strength 0): ``augment.strength`` then names
+    no training condition, and no strength is called the training strength.
+    """
     name = main_metric(task)
     test = scalars[f"{PREFIX}{name}"]
     train, val = train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}")
@@ -193,8 +200,11 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
         if abs(val - test) > noise:
             lines.append(f"validation and test differ by {val - test:+.3f}, more than sampling noise (±{noise:.3f}): "
                          "the validation set (used to pick the best epoch) does not represent the test set well")
+    if train_strength is None:
+        lines.append("trained without augmentation (augment.copies: 0 or augment.strength: 0): the strengths "
+                     "below (augment.strength among them) test robustness, none is a training condition")
     for strength, value in augmented:
-        used = strength == train_strength
+        used = train_strength is not None and strength == train_strength
         shown = f"augmented at strength {strength:g}{' (the training strength)' if used else ''}: " \
                 f"{name.replace('_', ' ')} {value:.3f}"
         if test < MIN_CLEAN_ACCURACY:
@@ -234,96 +244,6 @@ def regime_findings(task: str, train_metrics: dict, history: pd.DataFrame, train
     return [f"diagnostic {x.name}: {x.message}" for x in found if x.fired]
 
 
-def worst_mistakes(evaluation: Evaluation, count: int, by: str) -> np.ndarray:
-    """Indices of the wrong predictions, least (or most) confident first."""
-    report = evaluation.report
-    wrong = np.flatnonzero(~report.correct)
-    order = np.argsort(report.confidence[wrong], kind="stable")
-    if by == "highest_confidence":
-        order = order[::-1]
-    return wrong[order][:count]
-
-
-def mistake_title(true: str, predicted: str, confidence: float, task: str) -> str:
-    if task == "plates":
-        marks = "".join("^" if i >= len(true) or i >= len(predicted) or true[i] != predicted[i] else " "
-                        for i in range(max(len(true), len(predicted))))
-        return f"true {true}\npred {predicted}\n     {marks}\nconf {confidence:.2f}"
-    return f"true {true}\npred {predicted}\nconf {confidence:.2f}"
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def breakdown_frame(evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
-    report = evaluation.report
-    if evaluator.task == "plates":
-        return pd.DataFrame({"group": [f"slot {i + 1}" for i in range(len(report.per_slot_accuracy))],
-                             "accuracy": report.per_slot_accuracy,
-                             "count": [report.images] * len(report.per_slot_accuracy)})
-    return pd.DataFrame({"group": evaluator.classes, "accuracy": report.per_class_recall, "count": report.support})
-
-
-def predictions_frame(test, evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
-    report = evaluation.report
-    frame = pd.DataFrame({
-        "actual": evaluator.true_texts(test.labels),
-        "predicted": evaluation.texts,
-        "confidence": report.confidence,
-        "correct": report.correct,
-    })
-    if evaluator.task == "plates":
-        frame["char_confidences"] = [" ".join(f"{c:.2f}" for c in row)
-                                     for row in metrics.slot_confidences(evaluation.probs)]
-    if "image_path" in test.frame.columns:
-        frame.insert(0, "image_path", test.frame["image_path"].to_numpy())
-    return frame
-
-
-def write_report(path: Path, lines: list[str], scalars: dict[str, float], confusions: list) -> None:
-    text = ["# Test evaluation", "", *[f"- {line}" for line in lines], "", "## Most frequent confusions", ""]
-    text += [f"- {t} read as {p}: {c}" for t, p, c in confusions] or ["- none"]
-    text += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-    text += [f"| {k} | {v:.4g} |" for k, v in sorted(scalars.items())]
-    path.write_text("\n".join(text) + "\n", encoding="utf-8")
-
-
-def save_figures(out: Path, evaluator: Evaluator, test, evaluation: Evaluation, augmented_views: list,
-                 cfg: EvaluateConfig) -> None:
-    from transferlab.plots import save_confusion_matrix, save_image_grid
-
-    task = evaluator.task
-    report = evaluation.report
-    if task == "plates":
-        names = ["pad" if evaluator.pad_char and c == evaluator.pad_char else c for c in evaluator.classes]
-        title = f"Character confusion over all slots ({report.images} test plates)"
-    else:
-        names = evaluator.classes
-        title = f"Class confusion ({report.images} test images)"
-    save_confusion_matrix(report.confusion_matrix, names, out / CONFUSION_FIGURE, title)
-
-    true_texts = evaluator.true_texts(test.labels)
-    picks = worst_mistakes(evaluation, cfg.worst_mistakes, cfg.mistakes_by)
-    which = "least confident" if cfg.mistakes_by == "lowest_confidence" else "most confidently wrong"
-    save_image_grid([test.images[i] for i in picks],
-                    [mistake_title(true_texts[i], evaluation.texts[i], report.confidence[i], task) for i in picks],
-                    out / MISTAKES_FIGURE,
-                    f"{len(picks)} of {report.wrong} wrong predictions, {which} first", columns=4)
-
-    n = min(cfg.example_images, len(test.images))
-    if n and augmented_views:
-        images, titles, colors = [], [], []
-        for row in range(n):
-            for strength, view, texts in augmented_views:
-                images.append(view[row])
-                titles.append(f"true {true_texts[row]}\nclean: {texts[row]}" if strength == 0
-                              else f"\nstrength {strength:g}: {texts[row]}")
-                colors.append("green" if texts[row] == true_texts[row] else "red")
-        save_image_grid(images, titles, out / AUGMENTED_FIGURE,
-                        "Test images and predictions at each augmentation strength (green: right)",
-                        columns=len(augmented_views), title_colors=colors)
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -333,7 +253,8 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     ``cfg`` (tests, studies) overrides ``params.evaluate``.
     """
     from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
-    from transferlab.augment import augment_images
+    from transferlab.augment import augment_images, writes_copies
+    from transferlab.evaluation_run import check_training_run, log_evaluation
     from transferlab.predict import MODEL_FILE, load_keras_model
     from transferlab.train import load_run_info
 
@@ -368,6 +289,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
         print(f"evaluate: {scalars[f'{PREFIX}images_per_s']:.0f} images/s batched (batch {evaluator.batch_size}), "
               f"{scalars[f'{PREFIX}latency_ms_median']:.1f} ms per single image", flush=True)
 
+    trained_at = params.augment.strength if writes_copies(params.augment) else None  # None: not augmented
     strengths = sorted({s for s in [params.augment.strength, *cfg.augmented_strengths] if s > 0})
     augmented_rows = [augmented_row(0.0, evaluation.report.scalars(), params.task)]
     augmented_views = [(0.0, images, evaluation.texts)]
@@ -386,8 +308,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     train_metrics = read_json(TRAIN_METRICS_FILE) if Path(TRAIN_METRICS_FILE).is_file() else {}
     scalars.update(generalisation_gaps(train_metrics, scalars, params.task))
     n_val = _split_size(params.split.output, "val")
-    findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main,
-                         params.augment.strength)
+    findings = diagnosis(params.task, train_metrics, scalars, len(images), n_val, augmented_main, trained_at)
     history = pd.read_csv(TRAIN_HISTORY_FILE) if Path(TRAIN_HISTORY_FILE).is_file() else pd.DataFrame()
     findings += regime_findings(params.task, train_metrics, history,
                                 load_split(params.split.output, "train").labels, len(meta["classes"]))
@@ -404,43 +325,14 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     breakdown_frame(evaluator, evaluation).to_csv(_parent(BREAKDOWN_FILE), index=False)
     pd.DataFrame(evaluation.report.confusions, columns=["actual", "predicted", "count"]).to_csv(
         _parent(CONFUSIONS_FILE), index=False)
+    confusion_pairs(evaluator, test.labels, evaluation).to_csv(CONFUSION_PAIRS_FILE, index=False)
     pd.DataFrame(augmented_rows).to_csv(_parent(AUGMENTED_FILE), index=False)
     write_json(METRICS_FILE, scalars)
     print(f"evaluate: wrote {METRICS_FILE} and {output}/", flush=True)
 
-    log_to_training_run(tracking, run_info, params, cfg, scalars, output)
+    log_evaluation(tracking, run_info, params, cfg, scalars, output,
+                   [BREAKDOWN_FILE, CONFUSIONS_FILE, CONFUSION_PAIRS_FILE, AUGMENTED_FILE, METRICS_FILE])
     return scalars
-
-
-def check_training_run(tracking, run_info: dict, params: Params) -> None:
-    """Fail early, with a clear message, when the training run is not in this repository's store."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = tracking.configure()
-    try:
-        mlflow.MlflowClient(uri).get_run(run_info["run_id"])
-    except (MlflowException, KeyError):
-        raise TransferlabError(f"MLflow run {run_info.get('run_id')!r} of {params.train.output}/run.json is not in "
-                               f"{uri}: train again (dvc repro train)") from None
-
-
-def log_to_training_run(tracking, run_info: dict, params: Params, cfg: EvaluateConfig, scalars: dict,
-                        output: Path) -> None:
-    """Resume the training run (``models/run.json``) and add the test metrics and figures to it."""
-    import mlflow
-
-    run_id = run_info["run_id"]
-    tags = {f"evaluate.{k}": v for k, v in tracking.flatten_params(cfg).items()}
-    tags["evaluated"] = "true"
-    with tracking.tracked_run(run_info.get("experiment", params.mlflow.experiment), run_name=None, params={},
-                              tags=tags, run_id=run_id):
-        mlflow.log_metrics(scalars)
-        mlflow.log_artifacts(str(output), "evaluation")
-        for path in (BREAKDOWN_FILE, CONFUSIONS_FILE, AUGMENTED_FILE, METRICS_FILE):
-            mlflow.log_artifact(path, "evaluation/metrics")
-        export.log_evaluated_reader(params, output)  # runs:/<id>/reader_onnx, when evaluate exported
-    print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run_id}", flush=True)
 
 
 def _split_size(prepared: str, name: str) -> int | None:

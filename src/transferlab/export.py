@@ -308,7 +308,8 @@ def log_evaluated_reader(params, output: Path) -> None:
     """Into the active (training) run: the pyfunc ``reader_onnx`` reading evaluate's ONNX export,
     when there is one (``mlflow.pyfunc.load_model("runs:/<id>/reader_onnx")`` needs no TensorFlow
     to predict). The training stage's ``reader`` stays as it was."""
-    from transferlab.predict import MODEL_FILE, log_pyfunc_model
+    from transferlab.predict import MODEL_FILE
+    from transferlab.reader_pyfunc import log_pyfunc_model
 
     exported = output / READER_FOLDER / "model.onnx"
     if exported.is_file():

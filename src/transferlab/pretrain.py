@@ -27,6 +27,7 @@ from transferlab.config import Params
 from transferlab.data import ArrayData, load_prepared
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
+from transferlab.stage_params import log_full_params, stage_params
 
 STATUS_FILE = "pretrain.json"
 METRICS_FILE = "metrics/pretrain.json"
@@ -127,10 +128,11 @@ def run(params: Params) -> dict:
     tags = {**tracking.run_tags(fingerprint=data.fingerprint), "stage": "pretrain", "backbone": p.train.backbone,
             "strategy": p.train.strategy, "pretrained": str(p.train.pretrained), "real_data": real.fingerprint}
     name = f"pretrain-synthetic-{'imagenet' if p.train.pretrained else 'random-init'}-{p.train.backbone}"
-    logged = {"task": p.task, "plates": p.plates.model_dump(), "generate": p.generate.model_dump(),
-              "pretrain": p.pretrain.model_dump(), "train": p.train.model_dump()}
-    with tracking.tracked_run(params.mlflow.experiment, run_name=name, params=logged, tags=tags) as run:
+    with tracking.tracked_run(params.mlflow.experiment, run_name=name, params=stage_params(p, "pretrain"),
+                              tags=tags) as run:
         import mlflow
+
+        log_full_params(p)
 
         print(f"pretrain: {len(data.x_train)} synthetic training / {len(data.x_val)} synthetic validation plates, "
               f"{p.train.backbone} from {'ImageNet' if p.train.pretrained else 'random'} weights")

@@ -27,6 +27,7 @@ from transferlab.plates import PlateCodec
 
 SPLITS = ("train", "val", "test")
 METRICS_FILE = "metrics/data.json"
+LABELS_FILE = "metrics/data_labels.csv"  # examples per character / class and split (a DVC plot)
 META_FILE = "meta.json"
 
 
@@ -120,12 +121,25 @@ def dataset_statistics(params: Params, frame: pd.DataFrame, moved: int, test_sou
         entry: dict = {"count": len(part)}
         if params.task == "plates":
             entry["length"] = {str(k): int(v) for k, v in sorted(Counter(part["label"].str.len()).items())}
-            entry["characters"] = dict(sorted(Counter("".join(part["label"])).items()))
             entry["distinct_plates"] = int(part["label"].nunique())
         else:
             entry["classes"] = {str(k): int(v) for k, v in part["label"].value_counts().sort_index().items()}
         stats[name] = entry
     return stats
+
+
+def label_counts(task: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Examples per character (plates) or class, one column per split: ``label, train, val, test``.
+
+    A file of its own, not part of ``metrics/data.json``: 35 characters x 3 splits of numbers
+    would bury the dataset's few headline metrics in ``dvc metrics show``.
+    """
+    columns = {}
+    for name in SPLITS:
+        labels = frame.loc[frame["split"] == name, "label"]
+        columns[name] = Counter("".join(labels)) if task == "plates" else Counter(labels)
+    table = pd.DataFrame(columns).reindex(columns=list(SPLITS)).fillna(0).astype(int)
+    return table.sort_index().rename_axis("label").reset_index()
 
 
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
@@ -172,6 +186,7 @@ def run(params: Params) -> dict:
             print(f"split: {name}: {len(part)} images")
         write_json(out / META_FILE, meta)
     write_json(METRICS_FILE, stats)
+    label_counts(params.task, frame).to_csv(LABELS_FILE, index=False)
     return stats
 
 

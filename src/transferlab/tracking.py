@@ -11,6 +11,9 @@ raises). Every way of running the pipeline writes to the same store with nothing
   component of the working directory, and the ``DVC_ROOT`` variable DVC sets to the real
   repository), so runs are never written into the copy and lost.
 
+Team mode: with ``$TRANSFERLAB_TRACKING_URI`` set, runs go to the team's MLflow server (or
+database) instead (:mod:`transferlab.team_store`); everything else here stays the same.
+
 Concurrency: queued experiments may run in parallel (``dvc queue start -j 2``), several
 processes writing one sqlite file. MLflow waits up to 20 s on a locked database in every
 session; creating the tables of a new database is serialised here with a file lock
@@ -24,13 +27,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ import mlflow  # noqa: E402
 from mlflow.entities import RunStatus  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from transferlab.errors import TransferlabError  # noqa: E402
+from transferlab import run_hygiene, run_records, team_store  # noqa: E402
 
 STORE_DIRNAME = "mlruns"
 DB_FILENAME = "mlflow.db"
@@ -61,6 +63,7 @@ MAX_KEY_LENGTH = 250
 
 _EXPS_COMPONENTS = (".dvc", "tmp", "exps")
 _initialized: set[str] = set()
+_cleaned: set[str] = set()  # stores already searched for dead runs by this process
 _init_lock = threading.Lock()
 
 
@@ -165,7 +168,13 @@ def configure(root: Path | str | None = None) -> str:
     ``mlruns/`` (with a ``.gitignore`` so git and DVC never pick the database up) and the
     database tables under an inter-process lock, and makes the default experiment's
     artifact location ``mlruns/artifacts/0`` rather than a path relative to the cwd.
+    In team mode (``$TRANSFERLAB_TRACKING_URI``, :mod:`transferlab.team_store`) it points
+    MLflow at the team's server or database instead.
     """
+    team = team_store.team_uri()
+    if team is not None:
+        mlflow.set_tracking_uri(team)
+        return team
     root = _root(root)
     uri = tracking_uri(root)
     with _init_lock:
@@ -186,6 +195,19 @@ def configure(root: Path | str | None = None) -> str:
     return uri
 
 
+def close_dead_runs(root: Path | str | None = None, once: bool = True) -> list[str]:
+    """Mark KILLED the runs left RUNNING by a dead process of this host (:mod:`run_hygiene`).
+
+    With ``once``, only the first call per store in a process searches (every stage start
+    calls it; a tuning study opens a run per trial).
+    """
+    uri = configure(root)
+    if once and uri in _cleaned:
+        return []
+    _cleaned.add(uri)
+    return run_hygiene.close_zombie_runs(mlflow.MlflowClient(tracking_uri=uri))
+
+
 def _safe_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
 
@@ -194,25 +216,31 @@ def ensure_experiment(name: str, root: Path | str | None = None) -> str:
     """The id of experiment ``name``, created if missing (restored if deleted).
 
     New experiments keep their artifacts in ``<root>/mlruns/artifacts/<name>`` (absolute
-    ``file://`` URI), whichever directory the run starts from.
+    ``file://`` URI), whichever directory the run starts from; every experiment is tagged
+    :func:`run_records.experiment_tags` (the model-training kind the UI's runs table needs).
     """
     root = _root(root)
     uri = configure(root)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        location = (artifacts_dir(root) / _safe_dirname(name)).as_uri()
-        with _store_lock(store_dir(root)):  # two queued runs must not both create it
+        # A team server chooses (and serves) the artifact location itself.
+        team = team_store.team_uri()
+        location = None if team and team_store.is_server(team) else (artifacts_dir(root) / _safe_dirname(name)).as_uri()
+        # Two queued runs must not both create it; a team's store is not a local file to lock.
+        with nullcontext() if team else _store_lock(store_dir(root)):
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 try:
-                    return client.create_experiment(name, artifact_location=location)
+                    return client.create_experiment(name, artifact_location=location,
+                                                    tags=run_records.experiment_tags())
                 except MlflowException as exc:  # created meanwhile (no file lock on Windows)
                     experiment = client.get_experiment_by_name(name)
                     if experiment is None:
                         raise exc
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
+    run_records.tag_experiment(client, experiment)  # stores made before the tag existed
     return experiment.experiment_id
 
 
@@ -312,7 +340,7 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 @contextmanager
-def _sigterm_raises_interrupt() -> Iterator[None]:
+def sigterm_raises_interrupt() -> Iterator[None]:
     """While open, SIGTERM (what DVC and job queues send) raises KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -373,12 +401,16 @@ def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any]
     evaluate stage logs into the training run) and logs only the tags. Ends FINISHED on
     normal exit, KILLED on KeyboardInterrupt or SIGTERM (turned into KeyboardInterrupt
     while the run is open), FAILED on any other exception; exceptions are re-raised.
+    The run is tagged with this process's pid and host, so that a later start can tell
+    it was abandoned when the process is killed outright (:func:`close_dead_runs`, which
+    runs first).
     """
-    configure()
+    close_dead_runs()
+    tags = {**tags, **run_hygiene.owner_tags()}
     active = None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
-        with _sigterm_raises_interrupt():
+        with sigterm_raises_interrupt():
             # A signal while the run is being created is held until the run exists, so the
             # KeyboardInterrupt it then raises ends the run KILLED instead of leaving it RUNNING.
             with _signals_deferred():
@@ -392,8 +424,8 @@ def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any]
                 flat = flatten_params(params)
                 if flat:
                     mlflow.log_params(flat)
-            elif tags:
-                mlflow.set_tags(_tag_values(tags))
+            else:
+                mlflow.set_tags(_tag_values(tags))  # includes the new owner of the resumed run
             yield active
         status = RunStatus.to_string(RunStatus.FINISHED)
     except KeyboardInterrupt:
@@ -411,81 +443,3 @@ def tracked_run(experiment: str, run_name: str | None, params: Mapping[str, Any]
 def run_status(run_id: str, root: Path | str | None = None) -> str:
     """The status of a run (``FINISHED``, ``FAILED``, ``KILLED``, ``RUNNING``)."""
     return mlflow.MlflowClient(tracking_uri=configure(root)).get_run(run_id).info.status
-
-
-# --------------------------------------------------------------------------- UI
-
-
-def ui_command(root: Path | str | None = None, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    """The ``mlflow ui`` argv that serves this repository's store (same Python as this process)."""
-    return [sys.executable, "-m", "mlflow", "ui",
-            "--backend-store-uri", tracking_uri(root),
-            "--default-artifact-root", artifacts_dir(root).as_uri(),
-            "--host", host, "--port", str(port),
-            "--workers", "1"]
-
-
-def _port_free(host: str, port: int) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return True  # let mlflow report the bad host
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError:
-            return False
-    return True
-
-
-def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop the whole process group of ``process`` (TERM, then KILL after ``timeout``)."""
-    if os.name != "posix":
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        return
-    pgid = process.pid  # start_new_session: the group id is the leader's pid
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                process.wait(0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            try:  # the leader is gone; are its workers?
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-
-
-def serve_ui(root: Path | str | None = None, host: str = "127.0.0.1", port: int = 5000) -> None:
-    """Serve the MLflow UI for this repository in the foreground until Ctrl-C (or SIGTERM).
-
-    ``mlflow ui`` starts a dozen server/worker processes; they run in their own process
-    group and all of it is stopped on the way out, so the port is free again afterwards.
-    """
-    configure(root)
-    if not _port_free(host, port):
-        raise TransferlabError(f"port {port} on {host} is already in use: pass another port")
-    command = ui_command(root, host, port)
-    print(f"MLflow UI for {store_dir(root)} at http://{host}:{port} (Ctrl-C stops it)", file=sys.stderr)
-    process = subprocess.Popen(command, start_new_session=os.name == "posix")
-    try:
-        with _sigterm_raises_interrupt():
-            code = process.wait()
-    except KeyboardInterrupt:
-        return
-    finally:
-        _stop_group(process)
-    if code != 0:
-        raise TransferlabError(f"mlflow ui exited with code {code}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -19,11 +18,13 @@ import pandas as pd
 from transferlab import backend, engine
 from transferlab.config import Params
 from transferlab.data import ArrayData, load_prepared
-from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.models import count_trainable
 from transferlab.plots import save_training_curves
-from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels, log_pyfunc_model
+from transferlab.run_records import augmentation_label, log_dataset, variant_name
+from transferlab.stage_params import log_full_params, stage_params
+from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels
+from transferlab.reader_pyfunc import log_pyfunc_model
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics/train.json"
@@ -46,12 +47,7 @@ def backup_root(params: Params, fingerprint: str) -> Path:
 
 def load_training_data(params: Params) -> ArrayData:
     """The validation split and the augment stage's training set (originals + augmented copies)."""
-    augmented = Path(params.augment.output)
-    if not (augmented / "train_images.npy").is_file():
-        raise TransferlabError(f"{augmented}: augmented training set not found: run `dvc repro augment` first")
-    data = load_prepared(params)
-    return data.replace(x_train=np.load(augmented / "train_images.npy"),
-                        y_train=np.load(augmented / "train_labels.npy"))
+    return load_prepared(params, augmented=True)
 
 
 def final_metrics(model: keras.Model, data: ArrayData, batch_size: int) -> dict[str, float]:
@@ -83,9 +79,12 @@ def run(params: Params) -> dict:
     if pretrain_run:  # in-domain transfer: the synthetic pretraining this run starts from
         tags.update({"pretrain_run_id": pretrain_run,
                      "mlflow.note.content": f"Starts from the synthetic pretraining run {pretrain_run} ({init_from})."})
-    with tracking.tracked_run(params.mlflow.experiment, run_name=run_name(params), params=params.model_dump(),
-                              tags=tags) as run:
+    with tracking.tracked_run(params.mlflow.experiment, run_name=variant_name(params),
+                              params=stage_params(params, "train"), tags=tags) as run:
         import mlflow
+
+        log_full_params(params)
+        log_training_inputs(params, data)
 
         def log_metric(logs: dict, step: int) -> None:
             mlflow.log_metrics({k: v for k, v in logs.items()}, step=step)
@@ -110,7 +109,7 @@ def run(params: Params) -> dict:
             history.to_csv(out / "history.csv", index=False)
             save_training_curves(history, data.task, out / "curves.png")
             write_json(out / RUN_FILE, {"run_id": run.info.run_id, "experiment": params.mlflow.experiment,
-                                        "tracking_uri": tracking.tracking_uri()})
+                                        "tracking_uri": mlflow.get_tracking_uri()})
             mlflow.log_artifact(str(out / "curves.png"), "plots")
             preview = Path(params.augment.output) / "preview.png"
             if preview.is_file():
@@ -120,26 +119,23 @@ def run(params: Params) -> dict:
             mlflow.log_artifact(str(out / LABELS_FILE))  # runs:/<id>/model can then be decoded
             log_keras_model(model, data.x_val[:2], labels)
             log_pyfunc_model(out / MODEL_FILE, out / LABELS_FILE, data.x_val[:2])  # runs:/<id>/reader
-        history.to_csv(_ensure_parent(HISTORY_FILE), index=False)
+        write_history(history, selection.monitor)
         write_json(METRICS_FILE, summary)
     print(f"train: done in {result.seconds:.0f}s; validation {selection.monitor} {summary[selection.monitor]:.4f} "
           f"(kept epoch {selection.kept_epoch} of {selection.epochs})")
     return summary
 
 
-def run_name(params: Params) -> str:
-    """The DVC experiment's name when there is one, else the variant's settings.
+def log_training_inputs(params: Params, data: ArrayData) -> None:
+    """The training and validation sets as the run's MLflow dataset inputs (digests: the split's
+    fingerprints; the training digest also names its augmentation, which changes its images)."""
+    from transferlab.split import read_meta
 
-    Never MLflow's random name: training seeds Python's random module, so every run with
-    the same seed would get the same "random" name.
-    """
-    cfg = params.train
-    arm = "imagenet" if cfg.pretrained else "random-init"
-    if params.pretrain.enabled:
-        arm += "-synthetic"  # then fine-tuned on the real plates
-    variant = f"{cfg.backbone}-{cfg.strategy}-{arm}-aug{params.augment.strength:g}-seed{cfg.seed}"
-    experiment = os.environ.get("DVC_EXP_NAME")
-    return f"{experiment} ({variant})" if experiment else variant
+    label = augmentation_label(params)
+    digest = data.fingerprint if label == "aug0" else f"{data.fingerprint}-{label}"
+    log_dataset(data.x_train, data.y_train, digest, params.split.output, f"train-{label}", "training")
+    val_fingerprint = read_meta(params.split.output)["fingerprints"]["val"]
+    log_dataset(data.x_val, data.y_val, val_fingerprint, params.split.output, "validation", "validation")
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> None:
@@ -155,6 +151,12 @@ def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> 
     # one image is ~37,000 JSON numbers); the signature already states shapes and dtypes.
     mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements,
                            metadata={METADATA_KEY: labels.to_dict()})
+
+
+def write_history(history: pd.DataFrame, monitor: str) -> None:
+    """``metrics/train_history.csv``: the per-epoch curves, plus the kept-epoch metric as
+    ``val_monitored`` -- one column name for both tasks, so that dvc.yaml can plot it."""
+    history.assign(val_monitored=history[monitor]).to_csv(_ensure_parent(HISTORY_FILE), index=False)
 
 
 def _ensure_parent(path: str) -> str:

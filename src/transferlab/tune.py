@@ -542,8 +542,11 @@ def _open_storage(url: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: there since 2.9
+            # Optuna's heartbeat fails a trial whose worker stopped beating (any machine) and
+            # then calls the callback, which closes the trial's MLflow run.
             return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                              grace_period=GRACE_PERIOD_S, **kwargs)
+                                              grace_period=GRACE_PERIOD_S,
+                                              heartbeat_stale_trial_callback=_stale_trial_failed, **kwargs)
     except ImportError as exc:
         raise TransferlabError(f"tune.storage: {shown_url(url)} needs a database driver that is not installed "
                                f"({exc}); e.g. pip install psycopg2-binary for PostgreSQL") from None
@@ -613,18 +616,22 @@ def fail_orphaned_trials(study, worker: dict[str, Any]) -> list[int]:
         if attrs.get("worker_host") != worker["worker_host"] or attrs.get("worker_run") == worker["worker_run"]:
             continue
         if attrs.get("worker_pid") == worker["worker_pid"] or not _pid_alive(attrs.get("worker_pid")):
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                    failed.append(trial.number)
+            # study.tell with a trial number is Optuna's public way to close another worker's trial.
+            if study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True).state == TrialState.FAIL:
+                failed.append(trial.number)
+    if failed:
+        _close_orphaned_runs(study, failed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)
+        optuna.storages.fail_stale_trials(study)  # heartbeat-stale ones: _stale_trial_failed closes their runs
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    failed = sorted(failed + list(before - after - set(failed)))
-    if failed:
-        _close_orphaned_runs(study, failed)
-    return failed
+    return sorted(failed + list(before - after - set(failed)))
+
+
+def _stale_trial_failed(study, trial) -> None:
+    """Optuna's heartbeat callback: a trial whose worker stopped beating was failed; close its run."""
+    _close_orphaned_runs(study, [trial.number])
 
 
 def _close_orphaned_runs(study, numbers: list[int]) -> None:
