@@ -93,7 +93,8 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
                      labels=infer_label_model(plate_texts(real)))
     p = Params.model_validate({**params.model_dump(), "generate": generate.model_dump(),
                                "data": {**params.data.model_dump(), "image_height": height, "image_width": width},
-                               "train": {**params.train.model_dump(), "pretrained": imagenet}})
+                               "train": {**params.train.model_dump(), "pretrained": imagenet,
+                                         "strategy": "full" if imagenet else "scratch"}})
     synthetic = synthetic_data(p, real)
     result = engine.fit(pretrain_params(p), synthetic, verbose=False)
     result.model.save(folder / MODEL_FILE)
