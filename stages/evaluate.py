@@ -1,7 +1,7 @@
 """DVC stage `evaluate`: the work is in transferlab.evaluate.run."""
 
 from transferlab import evaluate
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(evaluate.run)

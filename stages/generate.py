@@ -1,7 +1,7 @@
 """DVC stage `generate`: the work is in transferlab.synth.run."""
 
 from transferlab import synth
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(synth.run)

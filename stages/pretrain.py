@@ -1,7 +1,7 @@
 """DVC stage `pretrain`: the work is in transferlab.pretrain.run."""
 
 from transferlab import pretrain
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(pretrain.run)

@@ -1,7 +1,7 @@
 """DVC stage `split`: the work is in transferlab.split.run."""
 
 from transferlab import split
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(split.run)

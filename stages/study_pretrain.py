@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from transferlab import study
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 from transferlab.study_sources import pretrain_sources
 
 

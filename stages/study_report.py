@@ -1,7 +1,7 @@
 """DVC stage `study/dvc.yaml:report`: hypotheses with intervals, strategy ranking, diagnostics, figures."""
 
 from transferlab import study
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(study.report)

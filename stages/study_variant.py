@@ -6,7 +6,7 @@
 import sys
 
 from transferlab import study
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 from transferlab.errors import TransferlabError
 
 

@@ -1,7 +1,7 @@
 """DVC stage `train`: the work is in transferlab.train.run."""
 
 from transferlab import train
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(train.run)

@@ -2,7 +2,7 @@
 in transferlab.tune.run. Run it with `dvc repro tune/dvc.yaml` or `transferlab tune`."""
 
 from transferlab import tune
-from transferlab.cli import run_stage
+from transferlab.stage import run_stage
 
 if __name__ == "__main__":
     run_stage(tune.run)

@@ -1,42 +1,17 @@
-"""The ``transferlab`` command and the shared entry point of the DVC stage scripts."""
+"""The ``transferlab`` command: one subcommand per stage, plus predict, export, tune, study and ui."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from transferlab.errors import TransferlabError
 
-if TYPE_CHECKING:
-    from transferlab.config import Params
-
-# transferlab.config.DEFAULT_PARAMS_FILE, not imported: the config schema loads pydantic
-# (0.13 s), and `transferlab predict` on an exported model needs none of it.
-DEFAULT_PARAMS_FILE = "params.yaml"
-
-# TensorFlow's C++ start-up logs (and a harmless tf.data "use_unbounded_threadpool" error
-# line per fit) bury the messages users need; real failures still raise Python exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-def run_stage(stage: Callable[[Params | None], Any], params_file: str | None = DEFAULT_PARAMS_FILE) -> None:
-    """Load params.yaml (unless ``params_file`` is None), run one stage, and turn user
-    errors into one message and exit code 1."""
-    from transferlab.config import load_params
-
-    try:
-        stage(load_params(params_file) if params_file else None)
-    except TransferlabError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted: no output was replaced", err=True)
-        sys.exit(130)
+# The stage runner (it also quiets TensorFlow and MLflow). DEFAULT_PARAMS_FILE is config's,
+# not imported from there: the schema loads pydantic, which `transferlab predict` on an
+# exported model does not need.
+from transferlab.stage import DEFAULT_PARAMS_FILE, run_stage
 
 
 params_option = click.option("--params", "params_file", default=DEFAULT_PARAMS_FILE, show_default=True,
