@@ -4,7 +4,7 @@ from pathlib import Path
 
 from transferlab import study
 from transferlab.stage import run_stage
-from transferlab.study_sources import pretrain_sources
+from transferlab.study.sources import pretrain_sources
 
 
 def main(params) -> None:

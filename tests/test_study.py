@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from transferlab import (split, stats, study, study_curves, study_diagnostics, study_evidence, study_report,
-                         tracking)
+from transferlab import split, stats, study, tracking
+from transferlab.study import curves as study_curves
+from transferlab.study import diagnostics as study_diagnostics
+from transferlab.study import evidence as study_evidence
+from transferlab.study import verdict as study_report
 from transferlab.config import StudyConfig, load_params, parse_params
 from transferlab.errors import TransferlabError
 from transferlab.examples import make_classification_example

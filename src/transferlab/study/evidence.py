@@ -2,7 +2,7 @@
 
 A comparison of two arms says something only when both arms were compared at their
 learned state and at least one of them learned anything. Three gates, used by the report
-(:mod:`transferlab.study_report`) before every "supported" claim and every recommendation:
+(:mod:`transferlab.study.verdict`) before every "supported" claim and every recommendation:
 
 - **premature**: a variant still improving at its last epoch, or predicting one class for
   (nearly) every validation image (:func:`transferlab.diagnostics.check_still_improving`,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from transferlab import diagnostics as d
 from transferlab.config import Params, StudyConfig
-from transferlab.study_evidence import number_field
+from transferlab.study.evidence import number_field
 
 
 def variant_learning_checks(result: pd.Series, history: pd.DataFrame, metric: str, chance: float,

@@ -22,10 +22,11 @@ import pandas as pd
 from transferlab import stats
 from transferlab.config import Params, StudyConfig
 from transferlab.io import write_json
-from transferlab.study import FIGURES, REPORT_FILE, RESULTS_TABLE, load_results, metric_name
-from transferlab.study_curves import budget, curve_summary, size_curve
-from transferlab.study_diagnostics import run_diagnostics
-from transferlab.study_evidence import (arm_interval, assess_variants, companions, described, difference, learned,
+from transferlab.study.grid import FIGURES, REPORT_FILE, RESULTS_TABLE, metric_name
+from transferlab.study.runner import load_results
+from transferlab.study.curves import budget, curve_summary, size_curve
+from transferlab.study.diagnostics import run_diagnostics
+from transferlab.study.evidence import (arm_interval, assess_variants, companions, described, difference, learned,
                                         learned_rule, per_seed, premature_text, summary_row)
 
 def cell_table(frame: pd.DataFrame, metric: str, chance: float) -> pd.DataFrame:

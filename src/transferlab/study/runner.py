@@ -1,36 +1,10 @@
-"""The study: "does transfer learning help here, and with which strategy?" answered with evidence.
-
-A study is a grid of variants, each a copy of params.yaml with a few settings changed and
-trained (in memory, no per-variant data files) on the prepared split:
-
-- ``factorial``: ``arms`` (scratch = random init vs the transfer arm, e.g. finetune) ×
-  ``augment_strengths`` × ``seeds``: hypotheses H1-H4;
-- ``strategies``: further strategies (frozen head, linear probe, full fine-tune) × ``seeds``
-  without augmentation, ranked together with the factorial arms;
-- ``sizes``: scratch vs the transfer arm at other training-set sizes × ``size_seeds``: the
-  data-size curve (the factorial adds its own size as the last point).
-
-Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
-``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
-(:func:`report`, in :mod:`transferlab.study_report`) reads them back, computes effect sizes
-with 95 % intervals over seeds (:mod:`transferlab.stats`), withholds verdicts the evidence
-cannot carry (:mod:`transferlab.study_evidence`), runs the diagnostics and writes
-``<study.report>/report.md``, ``results.csv`` and the figures, also logged to MLflow.
-
-Seeds pair the arms: variants with the same seed train on the same random subset of the
-training split and augment with the same seed, so differences are paired by seed.
-
-Run it all in one process with :func:`run_all` (``transferlab study``), or through
-DVC (``dvc repro study/dvc.yaml``), where every variant is a ``matrix`` stage whose output
-DVC caches: changing one list value only trains the new variants.
+"""Running the study: each variant trained through the engine (or the linear probe), its result
+and history written, then the report.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,114 +13,9 @@ import pandas as pd
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
-from transferlab.study_sources import pretrain_sources, source_model
-
-ARMS = ("scratch", "frozen", "finetune", "full", "probe")
-GROUPS = ("factorial", "strategies", "sizes", "sources")
-RESULT_FILE = "result.json"
-HISTORY_FILE = "history.csv"
-RESULTS_TABLE = "results.csv"
-REPORT_FILE = "report.md"
-FIGURES = {
-    "factorial": "factorial.png",
-    "curves": "learning_curves.png",
-    "sizes": "data_size.png",
-    "strategies": "strategies.png",
-}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One trained configuration of the study."""
-
-    group: str
-    arm: str
-    augment: float
-    train_size: int
-    seed: int
-    source: str = ""  # group sources: the initial weights (none, imagenet, synthetic, imagenet_synthetic)
-
-    @property
-    def pretrained(self) -> bool:
-        """Starts from ImageNet weights (directly, or under the synthetic pretraining)."""
-        if self.source:
-            return self.source in ("imagenet", "imagenet_synthetic")
-        return self.arm != "scratch"
-
-    @property
-    def name(self) -> str:
-        """The compared arm: the strategy, or source/strategy in the sources group."""
-        return f"{self.source}/{self.arm}" if self.source else self.arm
-
-    @property
-    def key(self) -> str:
-        prefix = f"{self.source}-" if self.source else ""
-        return f"{prefix}{self.arm}-aug{self.augment:g}-n{self.train_size}-s{self.seed}"
-
-    def folder(self, study: StudyConfig) -> Path:
-        return Path(study.output) / "variants" / self.group / self.key
-
-    def label(self) -> str:
-        return f"{self.name} aug {self.augment:g}"
-
-
-# --------------------------------------------------------------------------- parameters
-
-
-def metric_name(task: str, study: StudyConfig) -> str:
-    if study.metric != "auto":
-        if task == "classification" and study.metric != "accuracy":
-            raise TransferlabError(f"study.metric {study.metric} is for plates; use accuracy (or auto)")
-        if task == "plates" and study.metric == "accuracy":
-            raise TransferlabError("study.metric accuracy is for classification; use plate_accuracy or char_accuracy")
-        return study.metric
-    return "char_accuracy" if task == "plates" else "accuracy"
-
-
-def variants(study: StudyConfig) -> list[Variant]:
-    """Every variant of the grid, in the order they run (factorial, strategies, sizes)."""
-    found = [Variant("factorial", arm, float(a), study.train_size, seed)
-             for arm in study.arms for a in study.augment_strengths for seed in study.seeds]
-    found += [Variant("strategies", arm, 0.0, study.train_size, seed)
-              for arm in study.strategies for seed in study.seeds]
-    found += [Variant("sizes", arm, 0.0, int(n), seed)
-              for arm in ("scratch", study.transfer_arm) for n in study.train_sizes for seed in study.size_seeds]
-    found += [Variant("sources", strategy, 0.0, study.train_size, seed, source)
-              for source in study.sources for strategy in study.source_strategies for seed in study.seeds]
-    return found
-
-
-def variant_params(params: Params, study: StudyConfig, variant: Variant) -> Params:
-    """params.yaml with the variant's backbone, weights, strategy, seed, size and schedule."""
-    arm = variant.arm
-    strategy = "frozen" if arm == "probe" else arm
-    # Every arm gets the same number of epochs: finetune splits them into head + finetune phases.
-    epochs = study.epochs if strategy == "finetune" else study.epochs + study.finetune_epochs
-    train = {**params.train.model_dump(), "backbone": study.backbone,
-             "pretrained": variant.pretrained, "strategy": strategy, "seed": variant.seed,
-             "epochs": epochs, "finetune_epochs": study.finetune_epochs, "unfreeze_depth": study.unfreeze_depth,
-             "learning_rate": study.learning_rate, "batch_size": study.batch_size, "early_stopping_patience": 0,
-             "init_from": source_model(study, variant.source), "cache_features": True}
-    data = {**params.data.model_dump(), "image_height": study.image_height, "image_width": study.image_width}
-    augment = {**params.augment.model_dump(), "strength": variant.augment,
-               "copies": study.augment_copies if variant.augment > 0 else 0, "seed": variant.seed}
-    raw = {**params.model_dump(), "train": train, "data": data, "augment": augment}
-    return Params.model_validate(raw)
-
-
-def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerprint: str) -> str:
-    """What shapes a variant's result: a finished variant with the same hash is not run again."""
-    shaping = {k: v for k, v in study.model_dump().items()
-               if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
-                            "experiment", "report", "transfer_arm", "metric")}
-    pretraining = [params.generate.model_dump(), params.pretrain.model_dump()] if "synthetic" in variant.source else []
-    key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
-                      params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- data
+from transferlab.study.grid import (HISTORY_FILE, RESULT_FILE, Variant, fold_of, metric_name, variant_hash,
+                                    variant_params, variants)
+from transferlab.study.sources import pretrain_sources
 
 
 def train_subset(n: int, size: int, seed: int) -> np.ndarray:
@@ -168,14 +37,6 @@ def load_study_data(params: Params, study: StudyConfig):
         if study.test_size and study.test_size < len(data.y_test) else np.arange(len(data.y_test))
     data = data.replace(x_val=data.x_val[val], y_val=data.y_val[val], x_test=data.x_test[test], y_test=data.y_test[test])
     return data.resized(study.image_height, study.image_width)
-
-
-def fold_of(study: StudyConfig, variant: Variant) -> int | None:
-    """The cross-validation fold of a variant: its repetition's position among the seeds."""
-    if study.folds < 2:
-        return None
-    seeds = study.size_seeds if variant.group == "sizes" else study.seeds
-    return seeds.index(variant.seed) % study.folds
 
 
 def variant_data(data, study: StudyConfig, variant: Variant):
@@ -409,7 +270,7 @@ def load_results(study: StudyConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFra
 
 def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:
     """Write the study's report (:func:`transferlab.study_report.report`, which holds the report side)."""
-    from transferlab.study_report import report as write_report
+    from transferlab.study.verdict import report as write_report
 
     return write_report(params, cfg, log_to_mlflow)
 
@@ -429,11 +290,3 @@ def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
     summary = report(params, study)
     print(f"study: done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     return summary
-
-
-def find_variant(study: StudyConfig, group: str, arm: str, augment: float, train_size: int, seed: int,
-                 source: str = "") -> Variant:
-    wanted = Variant(group, arm, float(augment), int(train_size), int(seed), source)
-    if wanted not in variants(study):
-        raise TransferlabError(f"variant {group}/{wanted.key} is not in the study grid of params.yaml")
-    return wanted

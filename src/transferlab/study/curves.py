@@ -8,7 +8,7 @@ import pandas as pd
 
 from transferlab import stats
 from transferlab.config import StudyConfig
-from transferlab.study_evidence import (arm_interval, difference, learned, per_seed, premature_text, size_budget,
+from transferlab.study.evidence import (arm_interval, difference, learned, per_seed, premature_text, size_budget,
                                         summary_row)
 
 

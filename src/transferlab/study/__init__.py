@@ -1,0 +1,59 @@
+"""The study: "does transfer learning help here, and with which strategy?" answered with evidence.
+
+A study is a grid of variants, each a copy of params.yaml with a few settings changed and
+trained (in memory, no per-variant data files) on the prepared split:
+
+- ``factorial``: ``arms`` (scratch = random init vs the transfer arm, e.g. finetune) ×
+  ``augment_strengths`` × ``seeds``: hypotheses H1-H4;
+- ``strategies``: further strategies (frozen head, linear probe, full fine-tune) × ``seeds``
+  without augmentation, ranked together with the factorial arms;
+- ``sizes``: scratch vs the transfer arm at other training-set sizes × ``size_seeds``: the
+  data-size curve (the factorial adds its own size as the last point).
+
+Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
+``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
+(:func:`report`, in :mod:`transferlab.study.verdict`) reads them back, computes effect sizes
+with 95 % intervals over seeds (:mod:`transferlab.stats`), withholds verdicts the evidence
+cannot carry (:mod:`transferlab.study.evidence`), runs the diagnostics and writes
+``<study.report>/report.md``, ``results.csv`` and the figures, also logged to MLflow.
+
+Seeds pair the arms: variants with the same seed train on the same random subset of the
+training split and augment with the same seed, so differences are paired by seed.
+
+Run it all in one process with :func:`run_all` (``transferlab study``), or through
+DVC (``dvc repro study/dvc.yaml``), where every variant is a ``matrix`` stage whose output
+DVC caches: changing one list value only trains the new variants.
+
+The package: :mod:`.grid` (the variants), :mod:`.runner` (training them, the report run),
+:mod:`.sources` (pretrained sources), :mod:`.evidence` / :mod:`.curves` / :mod:`.diagnostics`
+(what the results can carry) and :mod:`.verdict` (hypotheses, ranking, recommendation, report).
+"""
+
+from transferlab.study.grid import (  # noqa: F401 - the study's API
+    ARMS,
+    FIGURES,
+    GROUPS,
+    HISTORY_FILE,
+    REPORT_FILE,
+    RESULT_FILE,
+    RESULTS_TABLE,
+    Variant,
+    find_variant,
+    fold_of,
+    metric_name,
+    variant_hash,
+    variant_params,
+    variants,
+)
+from transferlab.study.runner import (  # noqa: F401
+    compute_features,
+    finished,
+    load_results,
+    load_study_data,
+    report,
+    run_all,
+    run_variant,
+    run_variants,
+    train_subset,
+    variant_data,
+)
