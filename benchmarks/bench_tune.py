@@ -4,7 +4,7 @@
                                     [--default-trials 2]
 
 Both parts start from the repository's params.yaml (its ``tune`` section, or the defaults of
-:class:`transferlab.tune.TuneConfig` while it has none).
+:class:`transferlab.config.TuneConfig` while it has none).
 
 1. Pruning must pay: the same study (same search space, seed and number of trials) once
    without a pruner and once with the median pruner, on a small but real configuration:

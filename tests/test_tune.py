@@ -9,6 +9,7 @@ pruning code, so the whole file stays well under two minutes on two cores.
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,9 @@ from helpers import random_plates, tiny_params, write_plate_csv
 from transferlab import split, tracking, tune
 from transferlab.config import SearchSpace, TuneConfig
 from transferlab.errors import TransferlabError
+from transferlab.tune import report as tune_report
+from transferlab.tune import runner as tune_runner
+from transferlab.tune import storage as tune_storage
 
 METRIC = "val_plate_accuracy"
 
@@ -80,7 +84,7 @@ def fake_train_trial(params, data, trial, metric, log_metric):
     the real pruning callback (so pruning and curves work as with Keras)."""
     assert len(data.x_val) and len(data.x_train)
     value = 1.0 - abs(params.augment.strength - 0.3) - abs(math.log10(params.train.learning_rate) + 3) / 10
-    pruning = tune._pruning_callback(trial, metric)
+    pruning = tune.pruning_callback(trial, metric)
     pruning.trainer = SimpleNamespace(epochs_done=0, total_epochs=params.train.epochs)
     for epoch in range(params.train.epochs):
         logs = {metric: value * (epoch + 1) / params.train.epochs, "val_loss": 1.0 - value}
@@ -114,7 +118,7 @@ def load_study(root, name):
 
 def test_tiny_study_trains_prunes_and_records_nested_mlflow_runs(project, name, monkeypatch, capsys):
     """Real (tiny) Keras training: per-epoch reports, a trial pruned from inside model.fit."""
-    monkeypatch.setattr(tune, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
+    monkeypatch.setattr(tune_runner, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
     summary = tune.run(params_for(project), config(name))
 
     study = load_study(project, name)
@@ -151,8 +155,8 @@ def test_tiny_study_trains_prunes_and_records_nested_mlflow_runs(project, name, 
 
 
 def test_pruned_trial_is_recorded_as_pruned_and_the_parent_gets_plots(project, name, monkeypatch):
-    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
-    monkeypatch.setattr(tune, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
+    monkeypatch.setattr(tune_runner, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune_runner, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
     tune.run(params_for(project), config(name, n_trials=3))
 
     study = load_study(project, name)
@@ -237,8 +241,8 @@ def test_resume_after_interruption_continues_the_same_study(project, name, monke
             calls.append("still training after the signal")
         return fake_train_trial(*args)
 
-    monkeypatch.setattr(tune, "train_trial", interrupted_at_second)
-    monkeypatch.setattr(tune, "save_study_plots", lambda study, folder: {})  # speed: plots are tested above
+    monkeypatch.setattr(tune_runner, "train_trial", interrupted_at_second)
+    monkeypatch.setattr(tune_report, "save_study_plots", lambda study, folder: {})  # speed: plots are tested above
     params = params_for(project)
     with pytest.raises(KeyboardInterrupt, match="received signal 15"):
         tune.run(params, config(name, n_trials=3))
@@ -250,11 +254,11 @@ def test_resume_after_interruption_continues_the_same_study(project, name, monke
 
     # A worker killed outright (kill -9) leaves its trial RUNNING: it is failed on restart.
     orphan = study.ask()
-    for key, value in {"worker_host": tune.socket.gethostname(), "worker_pid": os.getpid(),
+    for key, value in {"worker_host": socket.gethostname(), "worker_pid": os.getpid(),
                        "worker_run": "a run that no longer exists"}.items():
         orphan.set_user_attr(key, value)
 
-    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune_runner, "train_trial", fake_train_trial)
     summary = tune.run(params, config(name, n_trials=3))
     study = load_study(project, name)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL,
@@ -272,8 +276,8 @@ def test_resume_after_interruption_continues_the_same_study(project, name, monke
 
 def test_a_trial_whose_heartbeat_stopped_is_failed_and_its_run_closed(project, name, monkeypatch):
     """Another machine's worker killed outright: Optuna's heartbeat fails the trial, the callback closes its run."""
-    monkeypatch.setattr(tune, "GRACE_PERIOD_S", 1)
-    storage = tune._open_storage(f"sqlite:///{project / 'tune/optuna.db'}")
+    monkeypatch.setattr(tune_storage, "GRACE_PERIOD_S", 1)
+    storage = tune.open_storage(f"sqlite:///{project / 'tune/optuna.db'}")
     study = optuna.create_study(storage=storage, study_name=name)
     client = mlflow.MlflowClient(tracking_uri=tracking.configure())
     run = client.create_run(tracking.ensure_experiment("transferlab"), run_name=f"{name} orphan")
@@ -289,8 +293,8 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_its_run_closed(project, n
 
 
 def test_same_seed_proposes_the_same_trials_also_when_resumed(project, name, monkeypatch):
-    monkeypatch.setattr(tune, "train_trial", fake_train_trial)
-    monkeypatch.setattr(tune, "save_study_plots", lambda study, folder: {})
+    monkeypatch.setattr(tune_runner, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune_report, "save_study_plots", lambda study, folder: {})
     params = params_for(project)
 
     def proposals(study, n_trials, seed=0):
@@ -340,13 +344,14 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import test_tune
     from transferlab import tune
+    from transferlab.tune import report, runner
 
     def slow_fake(*args):
         time.sleep(1.0)  # long enough for the two workers to overlap
         return test_tune.fake_train_trial(*args)
 
-    tune.train_trial = slow_fake
-    tune.save_study_plots = lambda study, folder: {{}}
+    runner.train_trial = slow_fake
+    report.save_study_plots = lambda study, folder: {{}}
     tune.run(test_tune.params_for(__import__("pathlib").Path({prepared!r})),
              test_tune.config({name!r}, n_trials=4, startup_trials=2), max_trials=2)
 """)
@@ -380,7 +385,7 @@ def near_chance_trial(params, data, trial, metric, log_metric):
 
 
 def test_a_best_trial_near_chance_is_not_presented_as_a_winner(project, name, monkeypatch, capsys):
-    monkeypatch.setattr(tune, "train_trial", near_chance_trial)
+    monkeypatch.setattr(tune_runner, "train_trial", near_chance_trial)
     summary = tune.run(params_for(project), config(name))
     assert summary["clear_winner"] is False and summary["val_images"] == 6
     assert summary["unclear"].startswith("not distinguishable from chance (0.0286)")

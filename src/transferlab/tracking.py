@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from mlflow.entities import RunStatus  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 from transferlab import run_hygiene, run_records, team_store  # noqa: E402
+from transferlab.locks import file_lock  # noqa: E402
 
 STORE_DIRNAME = "mlruns"
 DB_FILENAME = "mlflow.db"
@@ -137,21 +138,9 @@ def tracking_uri(root: Path | str | None = None) -> str:
     return "sqlite:///" + (store_dir(root) / DB_FILENAME).as_posix()
 
 
-@contextmanager
-def _store_lock(store: Path) -> Iterator[None]:
-    """An exclusive lock on the store, across processes (``mlruns/.lock``; no-op without fcntl)."""
-    store.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: MLflow's 20 s busy timeout is all there is.
-        yield
-        return
-    with open(store / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _store_lock(store: Path) -> AbstractContextManager[None]:
+    """An exclusive lock on the store, across processes (``mlruns/.lock``)."""
+    return file_lock(store / ".lock")
 
 
 _GITIGNORE = (
