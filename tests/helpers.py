@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -68,3 +70,17 @@ def tiny_params(root: Path, **sections) -> Params:
 def write_params(path: Path, params: Params) -> Path:
     path.write_text(yaml.safe_dump(params.model_dump(), sort_keys=False))
     return path
+
+
+@contextmanager
+def inside_project(root: Path, monkeypatch) -> Iterator[None]:
+    """Work in ``root`` as a fresh project would: no outer DVC root or MLflow URI, no run left open."""
+    import mlflow
+
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(root)
+    try:
+        yield
+    finally:
+        mlflow.end_run()

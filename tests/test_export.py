@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import plate_image, random_plates
+from helpers import inside_project, plate_image, random_plates
 from transferlab import cli, export, predict, runtime, tracking
 from transferlab.backbones import build_backbone
 from transferlab.config import parse_params
@@ -59,11 +59,8 @@ def project(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def in_project(project, monkeypatch):
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(project)
-    yield
-    mlflow.end_run()
+    with inside_project(project, monkeypatch):
+        yield
 
 
 def invoke(*args):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import plate_image
+from helpers import inside_project, plate_image
 from transferlab import predict, reader_pyfunc, tracking
 from transferlab.backbones import build_backbone
 from transferlab.errors import TransferlabError
@@ -34,11 +34,8 @@ def repository(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def in_repository(repository, monkeypatch):
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(repository)
-    yield
-    mlflow.end_run()
+    with inside_project(repository, monkeypatch):
+        yield
 
 
 @pytest.fixture(scope="module")
