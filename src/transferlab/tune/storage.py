@@ -24,7 +24,8 @@ GRACE_PERIOD_S = 180  # a RUNNING trial without heartbeat for this long is faile
 
 def storage_url(cfg: TuneConfig, root: Path) -> str:
     """The study's database URL; relative sqlite paths are taken from the project root, so
-    DVC's temporary experiment copies and every stage share one study."""
+    DVC's temporary experiment copies and every stage share one study. ``postgresql://`` gets
+    the driver named, as for the team's MLflow store (psycopg2, :func:`team_store.database_uri`)."""
     if cfg.storage is None:
         return "sqlite:///" + (root / DEFAULT_STORAGE_FILE).as_posix()
     from sqlalchemy.engine import make_url
@@ -33,7 +34,9 @@ def storage_url(cfg: TuneConfig, root: Path) -> str:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not Path(url.database).is_absolute():
         return "sqlite:///" + (root / url.database).as_posix()
-    return cfg.storage
+    from transferlab.team_store import database_uri
+
+    return database_uri(cfg.storage)
 
 
 def _sqlite_file(url: str) -> Path | None:
