@@ -27,7 +27,7 @@ import mlflow
 import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from pipeline_project import build_project, edit_params, run
+from pipeline_project import build_project, command_env, edit_params, run
 from transferlab import mlflow_servers, split, team_store, tracking
 from transferlab.errors import TransferlabError
 
@@ -241,7 +241,11 @@ def test_two_queued_dvc_experiments_record_on_the_team_server(member, tmp_path):
     for seed in (1, 2):
         run(root, "dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}")
     try:
-        run(root, "dvc", "queue", "start", "-j", "1")
+        # Its workers inherit stdout/stderr: a pipe would keep the call waiting until they exit.
+        with open(tmp_path / "queue.log", "w") as log:
+            started = subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=root, env=command_env(root.parent),
+                                     stdout=log, stderr=subprocess.STDOUT, timeout=120)
+        assert started.returncode == 0, (tmp_path / "queue.log").read_text()
         deadline = time.monotonic() + 500
         while any(word in (status := queue_status(root)) for word in ("Queued", "Running")):
             assert time.monotonic() < deadline, f"the queue did not finish:\n{status}"

@@ -369,7 +369,12 @@ def test_queued_and_workspace_dvc_experiments_share_one_store(tmp_path):
     for x in (1, 2):
         sh(root, env, "dvc", "exp", "run", "--queue", "-S", f"x={x}")
     try:
-        sh(root, env, "dvc", "queue", "start", "-j", "2")
+        # The workers it starts inherit its stdout/stderr: a pipe would keep the call waiting
+        # until they exit, so they write to a file instead.
+        with open(tmp_path / "queue.log", "w") as log:
+            started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=root, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, timeout=120)
+        assert started.returncode == 0, (tmp_path / "queue.log").read_text()
         deadline = time.monotonic() + 150
         while True:
             status = sh(root, env, "dvc", "queue", "status")
@@ -380,7 +385,7 @@ def test_queued_and_workspace_dvc_experiments_share_one_store(tmp_path):
             time.sleep(2)  # each `dvc queue status` costs ~1 s of CPU: poll gently
         assert "Failed" not in status, status
     finally:
-        subprocess.run(["dvc", "queue", "stop"], cwd=root, env=env, capture_output=True, timeout=60)
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=root, env=env, capture_output=True, timeout=60)
 
     sh(root, env, "dvc", "exp", "run", "-S", "x=3")  # in the workspace
     sh(root, env, "dvc", "repro", "--force")  # plain repro: x=3 again, not an experiment
