@@ -56,6 +56,9 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+SCHEMA_ATTEMPTS = 3  # creating the storage's tables, when several workers start on a new database
+
+
 def open_storage(url: str):
     """Optuna's storage for ``url``, with heartbeats; a missing database driver is a clear error."""
     import optuna
@@ -64,17 +67,27 @@ def open_storage(url: str):
     if _sqlite_file(url) is not None:
         _sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # several workers write one file
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: there since 2.9
-            # Optuna's heartbeat fails a trial whose worker stopped beating (any machine) and
-            # then calls the callback, which closes the trial's MLflow run.
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                              grace_period=GRACE_PERIOD_S,
-                                              heartbeat_stale_trial_callback=_stale_trial_failed, **kwargs)
-    except ImportError as exc:
-        raise TransferlabError(f"tune.storage: {shown_url(url)} needs a database driver that is not installed "
-                               f"({exc}); e.g. pip install psycopg2-binary for PostgreSQL") from None
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: since 2.9
+                # Optuna's heartbeat fails a trial whose worker stopped beating (any machine) and
+                # then calls the callback, which closes the trial's MLflow run.
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                  grace_period=GRACE_PERIOD_S,
+                                                  heartbeat_stale_trial_callback=_stale_trial_failed, **kwargs)
+        except ImportError as exc:
+            raise TransferlabError(f"tune.storage: {shown_url(url)} needs a database driver that is not installed "
+                                   f"({exc}); e.g. pip install psycopg2-binary for PostgreSQL") from None
+        except DBAPIError:
+            # Workers started together on a new database race to create Optuna's tables (on
+            # PostgreSQL: "duplicate key ... pg_type_typname_nsp_index"); the loser finds them made.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def open_study(url: str, cfg: TuneConfig, direction: str, settings: dict[str, Any], pruner):
