@@ -233,18 +233,21 @@ def infer_label_model(labels: Iterable[str], separators: str = FORMAT_SEPARATORS
     return LabelModel(tuple(patterns))
 
 
+def _draw_pattern(model: LabelModel, rng: np.random.Generator) -> int:
+    """The index of one pattern, drawn by how often the labels follow it."""
+    return int(np.searchsorted(model._tables[0], rng.random(), side="right"))
+
+
 def sample_plate(model: LabelModel, rng: np.random.Generator) -> tuple[str, str]:
     """One synthetic plate like the model's labels: (label characters, text with separators)."""
-    pattern_cum, tables = model._tables
-    k = int(np.searchsorted(pattern_cum, rng.random(), side="right"))
-    chars = [symbols[int(np.searchsorted(cum, rng.random(), side="right"))] for symbols, cum in tables[k]]
+    k = _draw_pattern(model, rng)
+    chars = [symbols[int(np.searchsorted(cum, rng.random(), side="right"))] for symbols, cum in model._tables[1][k]]
     return "".join(chars), _fill(model.patterns[k].skeleton, chars)
 
 
 def sample_uniform_plate(model: LabelModel, rng: np.random.Generator) -> tuple[str, str]:
     """One plate in a pattern of the labels (drawn by frequency) with uniformly drawn characters."""
-    pattern_cum, _ = model._tables
-    k = int(np.searchsorted(pattern_cum, rng.random(), side="right"))
+    k = _draw_pattern(model, rng)
     chars = [symbols[int(rng.integers(len(symbols)))] for symbols in model._uniform_symbols[k]]
     return "".join(chars), _fill(model.patterns[k].skeleton, chars)
 
