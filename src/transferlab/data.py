@@ -37,6 +37,17 @@ class ArrayData:
     y_test: np.ndarray | None = None
 
     @property
+    def kind(self):
+        """The task object of ``task`` (:mod:`transferlab.tasks`)."""
+        from transferlab.tasks import task_for
+
+        return task_for(self.task)
+
+    @property
+    def pad_char(self) -> str | None:
+        return self.classes[self.pad_index] if self.pad_index is not None else None
+
+    @property
     def slots(self) -> int:
         return self.y_train.shape[1] if self.y_train.ndim == 2 else 1
 
@@ -75,7 +86,7 @@ class ArrayData:
             raise ValueError(f"fold {index} of {folds}")
         x = np.concatenate([self.x_train, self.x_val])
         y = np.concatenate([self.y_train, self.y_val])
-        assignment = fold_assignment(y, folds, seed, grouped=self.task == "plates")
+        assignment = fold_assignment(y, folds, seed, grouped=self.kind.grouped_folds)
         return self.replace(x_train=x[assignment != index], y_train=y[assignment != index],
                             x_val=x[assignment == index], y_val=y[assignment == index])
 
@@ -118,9 +129,8 @@ def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def pad_index(params: Params, classes: list[str]) -> int | None:
     """The pad symbol's class when plates vary in length (it is never a real character)."""
-    if params.task != "plates" or not params.plates.variable_length or params.plates.pad_char not in classes:
-        return None
-    return classes.index(params.plates.pad_char)
+    pad = params.kind.pad_char(params)
+    return classes.index(pad) if pad is not None and pad in classes else None
 
 
 def augmented_training_arrays(params: Params, fingerprint: str) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ import pandas as pd
 from transferlab.config import Params
 from transferlab.errors import TransferlabError
 from transferlab.images import IMAGE_EXTENSIONS, UnreadableImageError, read_rgb
-from transferlab.io import file_sha256
 from transferlab.plates import LabelError, PlateCodec
 
 PLATE_COLUMNS = ("image_path", "plate_text")
@@ -157,44 +156,24 @@ def load_test_dataset(params: Params, train: Dataset) -> Dataset:
     """The fixed test set named by ``data.test_source``: validated like the source, with the
     source's classes, and sharing no plate string (plates) or image file (classification) with it."""
     test = _load(params, params.data.test_source, "data.test_source", known_classes=train.classes)
-    check_no_overlap(params.task, train, test)
+    check_no_overlap(params.kind, train, test)
     return test
 
 
 def _load(params: Params, location: str, key: str, known_classes: list[str] | None = None) -> Dataset:
     data = params.data
-    if params.task == "plates":
-        codec = PlateCodec.from_config(params.plates)
-        frame = read_plate_manifest(location, codec, data.skip_invalid, key)
-        source, classes = plate_csv_path(location), list(codec.symbols)
-    else:
-        source = Path(location)
-        frame = read_class_manifest(location, key, min_classes=1 if known_classes else 2)
-        classes = known_classes or sorted(frame["label"].unique())
-        unknown = sorted(set(frame["label"]) - set(classes))
-        if unknown:
-            raise TransferlabError(
-                f"{source}: class folder(s) {', '.join(unknown)} not among the classes of data.source "
-                f"({', '.join(classes)}); {key} must use the source's class folders"
-            )
+    frame, source, classes = params.kind.load_frame(params, location, key, known_classes)
     frame, images = decode_images(frame, data.image_height, data.image_width, Problems(source, data.skip_invalid))
     if frame.empty:
         raise TransferlabError(f"{source}: no valid images left after skipping invalid rows")
     return Dataset(frame=frame, images=images, classes=classes, source=source)
 
 
-def check_no_overlap(task: str, train: Dataset, test: Dataset) -> None:
+def check_no_overlap(task, train: Dataset, test: Dataset) -> None:
     """Refuse a test set that shares plates (or, for classification, identical image files) with
-    the source: a test item seen in training flatters the model."""
-    if task == "plates":
-        seen = set(train.frame["label"])
-        shared = list(dict.fromkeys(label for label in test.frame["label"] if label in seen))
-        what, item = "plate string(s) are also in data.source", "plate"
-    else:
-        by_hash = {file_sha256(f): p for f, p in zip(train.frame["file"], train.frame["image_path"])}
-        shared = [f"{p} = {by_hash[h]}" for f, p in zip(test.frame["file"], test.frame["image_path"])
-                  if (h := file_sha256(f)) in by_hash]
-        what, item = "image(s) are byte-identical to images in data.source", "image"
+    the source: a test item seen in training flatters the model. ``task``: a task object."""
+    shared, what = task.shared_items(train, test)
+    item = task.item
     if shared:
         examples = ", ".join(shared[:MAX_LISTED_OVERLAPS]) + (", ..." if len(shared) > MAX_LISTED_OVERLAPS else "")
         raise TransferlabError(

@@ -30,11 +30,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from transferlab import metrics
 from transferlab.errors import TransferlabError
+from transferlab.tasks import TASKS, Task, task_for
 
 LABELS_FILE = "labels.json"
-TOP_CLASSES = 3
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,11 @@ class Labels:
     pad_char: str | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in ("plates", "classification"):
-            raise TransferlabError(f"labels: unknown task {self.task!r} (plates or classification)")
+        if self.task not in TASKS:
+            raise TransferlabError(f"labels: unknown task {self.task!r} ({' or '.join(TASKS)})")
         if len(self.classes) < 2:
             raise TransferlabError(f"labels: at least two classes are needed, got {self.classes!r}")
-        if self.task == "plates":
-            if any(len(c) != 1 for c in self.classes):
-                raise TransferlabError("labels: plate classes must be single characters")
-            if self.pad_char is not None and self.pad_char not in self.classes:
-                raise TransferlabError(f"labels: pad_char {self.pad_char!r} is not one of the classes")
+        self.kind.check_classes(self.classes, self.pad_char)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Labels:
@@ -81,10 +76,9 @@ class Labels:
     @classmethod
     def from_params(cls, params, classes: Sequence[str]) -> Labels:
         """The decoder of a model trained with ``params`` on a split whose meta lists ``classes``."""
-        plates = params.task == "plates"
+        task = task_for(params.task)
         return cls(task=params.task, classes=list(classes), image_height=params.data.image_height,
-                   image_width=params.data.image_width, slots=params.plates.slots if plates else 1,
-                   pad_char=params.plates.pad_char if plates and params.plates.variable_length else None)
+                   image_width=params.data.image_width, slots=task.slots(params), pad_char=task.pad_char(params))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,11 +93,15 @@ class Labels:
     def symbols(self) -> str:
         return "".join(self.classes)
 
+    @property
+    def kind(self) -> Task:
+        """The task object that reads these outputs."""
+        return task_for(self.task)
+
+
 def output_columns(task: str) -> list[str]:
     """The columns of a decoded prediction: text, confidence, details."""
-    if task == "plates":
-        return ["plate_text", "confidence", "char_confidences"]
-    return ["label", "confidence", "top_classes"]
+    return list(task_for(task).output_columns)
 
 
 def decode_rows(probs: np.ndarray, labels: Labels) -> list[dict[str, Any]]:
@@ -112,39 +110,18 @@ def decode_rows(probs: np.ndarray, labels: Labels) -> list[dict[str, Any]]:
     Plates: ``plate_text``, ``confidence``, ``char_confidences`` ("0.99 0.97 ...").
     Classification: ``label``, ``confidence``, ``top_classes`` ("cat 0.91 dog 0.05 ...").
     """
-    probs = np.asarray(probs, np.float64)
-    if labels.task == "plates":
-        if probs.ndim != 3 or probs.shape[1:] != (labels.slots, len(labels.classes)):
-            raise TransferlabError(f"model output {probs.shape} does not match the decoder "
-                                   f"({labels.slots} slots x {len(labels.classes)} classes)")
-        rows = []
-        for idx, conf, plate_conf in zip(metrics.predicted_indices(probs), metrics.slot_confidences(probs),
-                                         metrics.plate_confidence(probs)):
-            kept = [(labels.classes[i], c) for i, c in zip(idx, conf) if labels.classes[i] != labels.pad_char]
-            rows.append({"plate_text": "".join(ch for ch, _ in kept), "confidence": float(plate_conf),
-                         "char_confidences": " ".join(f"{c:.2f}" for _, c in kept)})
-        return rows
-    if probs.ndim != 2 or probs.shape[1] != len(labels.classes):
-        raise TransferlabError(f"model output {probs.shape} does not match the {len(labels.classes)} classes")
-    rows = []
-    for row in probs:
-        order = np.argsort(-row, kind="stable")[:TOP_CLASSES]
-        rows.append({"label": labels.classes[order[0]], "confidence": float(row[order[0]]),
-                     "top_classes": " ".join(f"{labels.classes[i]} {row[i]:.2f}" for i in order)})
-    return rows
+    return labels.kind.decode_rows(np.asarray(probs, np.float64), labels.classes, labels.slots, labels.pad_char)
 
 
 def decoded_texts(probs: np.ndarray, labels: Labels) -> list[str]:
     """Only the text (plate string or class name) of each image."""
-    column = output_columns(labels.task)[0]
+    column = labels.kind.output_columns[0]
     return [row[column] for row in decode_rows(probs, labels)]
 
 
 def empty_output(labels: Labels) -> np.ndarray:
     """A model output for zero images, shaped like a real one."""
-    if labels.task == "plates":
-        return np.zeros((0, labels.slots, len(labels.classes)), np.float32)
-    return np.zeros((0, len(labels.classes)), np.float32)
+    return labels.kind.empty_output(labels.slots, len(labels.classes))
 
 
 def to_model_image(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -26,9 +26,9 @@ from transferlab.backbones import build_backbone
 from transferlab.config import Params
 from transferlab.data import ArrayData
 from transferlab.errors import TransferlabError
-from transferlab.models import CharAccuracy, PlateAccuracy, build_model, count_trainable, set_backbone_trainable
+from transferlab.models import build_model, count_trainable, set_backbone_trainable
 from transferlab.normalization import adapt_batchnorm_momentum
-from transferlab.selection import EpochSelector, Selection, monitored_metric
+from transferlab.selection import EpochSelector, Selection
 
 LogMetric = Callable[[dict, int], None]
 
@@ -60,7 +60,7 @@ def learning_rate_for(cfg, base_rate: float, epochs: int, train_size: int):
 
 def compile_model(model: keras.Model, data: ArrayData, learning_rate, label_smoothing: float) -> None:
     """Per-slot categorical cross-entropy (the mean over slots) and per-image metrics."""
-    metrics = [PlateAccuracy(), CharAccuracy(pad_index=data.pad_index)] if data.task == "plates" else ["accuracy"]
+    metrics = data.kind.keras_metrics(data.pad_index)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -147,7 +147,7 @@ class Trainer:
         cfg = params.train
         self.history: list[dict] = []
         self.epochs_done = 0
-        self.selector = EpochSelector(monitored_metric(data.task), patience=cfg.early_stopping_patience)
+        self.selector = EpochSelector(data.kind.monitored_metric, patience=cfg.early_stopping_patience)
         self.kept_weights: list | None = None
         finetuning = cfg.strategy == "finetune" and cfg.unfreeze_depth > 0
         self.total_epochs = cfg.epochs + (cfg.finetune_epochs if finetuning else 0)
@@ -263,11 +263,8 @@ def score(data: ArrayData, labels: np.ndarray, probs: np.ndarray) -> dict[str, f
     from transferlab import metrics
     from transferlab.diagnostics import majority_fraction
 
-    if data.task == "plates":
-        pad = data.classes[data.pad_index] if data.pad_index is not None else None
-        values = metrics.plate_report(labels, probs, "".join(data.classes), pad, confusions=0).scalars()
-    else:
-        values = metrics.classification_report(labels, probs, data.classes, confusions=0).scalars()
+    task = data.kind
+    values = task.report_scalars(task.report(labels, probs, data.classes, data.pad_char, 0), "", data.classes)
     found = {k: float(v) for k, v in values.items() if k in SCORED}
     if len(labels):
         found["majority_fraction"] = majority_fraction(metrics.predicted_indices(probs))

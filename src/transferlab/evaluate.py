@@ -36,6 +36,7 @@ from transferlab.evaluate_outputs import (breakdown_frame, confusion_pairs, pred
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_json, write_json
 from transferlab.split import load_split, read_meta
+from transferlab.tasks import task_for
 
 METRICS_FILE = "metrics/evaluate.json"
 BREAKDOWN_FILE = "metrics/evaluate_breakdown.csv"  # per slot (plates) / per class (classification)
@@ -66,18 +67,19 @@ class Evaluation:
 
 
 def main_metric(task: str) -> str:
-    return "plate_accuracy" if task == "plates" else "accuracy"
+    return task_for(task).main_metric
 
 
 def compared_metrics(task: str) -> list[str]:
-    return ["plate_accuracy", "char_accuracy"] if task == "plates" else ["accuracy"]
+    return list(task_for(task).compared_metrics)
 
 
 def augmented_row(strength: float, scalars: dict[str, float], task: str) -> dict[str, float]:
-    """One row of metrics/evaluate_augmented.csv: ``accuracy`` is the main metric of either task."""
-    row = {"strength": strength, "accuracy": scalars[main_metric(task)]}
-    if task == "plates":
-        row["char_accuracy"] = scalars["char_accuracy"]
+    """One row of metrics/evaluate_augmented.csv: ``accuracy`` is the main metric of either task,
+    followed by the task's other compared metrics."""
+    kind = task_for(task)
+    row = {"strength": strength, "accuracy": scalars[kind.main_metric]}
+    row.update({name: scalars[name] for name in kind.compared_metrics if name != kind.main_metric})
     return row
 
 
@@ -91,36 +93,25 @@ class Evaluator:
 
     def __init__(self, model, params: Params, classes: list[str], cfg: EvaluateConfig):
         self.model, self.params, self.classes, self.cfg = model, params, classes, cfg
-        self.task = params.task
+        self.task, self.kind = params.task, params.kind
         self.batch_size = params.train.batch_size
-        plates = params.plates
-        self.pad_char = plates.pad_char if self.task == "plates" and plates.variable_length else None
-        self.symbols = "".join(classes)
+        self.pad_char = self.kind.pad_char(params)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         if not len(images):
-            shape = (0, self.params.plates.slots, len(self.classes)) if self.task == "plates" else (0, len(self.classes))
-            return np.zeros(shape, np.float32)
+            return self.kind.empty_output(self.kind.slots(self.params), len(self.classes))
         return np.asarray(self.model.predict(np.asarray(images), batch_size=self.batch_size, verbose=0))
 
     def score(self, labels: np.ndarray, probs: np.ndarray) -> Evaluation:
-        if self.task == "plates":
-            report = metrics.plate_report(labels, probs, self.symbols, self.pad_char, self.cfg.top_confusions)
-            texts = [metrics.decode(p, self.symbols, self.pad_char) for p in report.predicted]
-        else:
-            report = metrics.classification_report(labels, probs, self.classes, self.cfg.top_confusions)
-            texts = [self.classes[i] for i in report.predicted]
-        return Evaluation(report=report, probs=probs, texts=texts)
+        report = self.kind.report(labels, probs, self.classes, self.pad_char, self.cfg.top_confusions)
+        return Evaluation(report=report, probs=probs, texts=self.kind.texts(report.predicted, self.classes,
+                                                                            self.pad_char))
 
     def true_texts(self, labels: np.ndarray) -> list[str]:
-        if self.task == "plates":
-            return [metrics.decode(row, self.symbols, self.pad_char) for row in labels]
-        return [self.classes[int(i)] for i in labels]
+        return self.kind.texts(labels, self.classes, self.pad_char)
 
     def scalars(self, evaluation: Evaluation, prefix: str = PREFIX) -> dict[str, float]:
-        if self.task == "plates":
-            return evaluation.report.scalars(prefix)
-        return evaluation.report.scalars(prefix, self.classes)
+        return self.kind.report_scalars(evaluation.report, prefix, self.classes)
 
 
 # --------------------------------------------------------------------------- timing
@@ -229,10 +220,11 @@ def regime_findings(task: str, train_metrics: dict, history: pd.DataFrame, train
     every validation image, memorisation, still improving at the last epoch, too few examples."""
     from transferlab import diagnostics as d
 
-    name = "char_accuracy" if task == "plates" else "accuracy"
-    monitor = train_metrics.get("monitor", f"val_{name}")
+    kind = task_for(task)
+    name = kind.scored_metric
+    monitor = train_metrics.get("monitor", kind.monitored_metric)
     found = [d.check_samples_per_class(np.bincount(np.asarray(train_labels).ravel(), minlength=num_classes),
-                                       "character" if task == "plates" else "class")]
+                                       kind.unit)]
     if "val_majority_fraction" in train_metrics:
         found.append(d.check_one_class(train_metrics["val_majority_fraction"]))
     if f"train_{name}" in train_metrics and f"val_{name}" in train_metrics:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from transferlab import metrics
 from transferlab.config import EvaluateConfig
+from transferlab.tasks import task_for
 
 if TYPE_CHECKING:  # evaluate imports this module; the types are only annotations here
     from transferlab.evaluate import Evaluation, Evaluator
@@ -38,20 +38,11 @@ def worst_mistakes(evaluation: Evaluation, count: int, by: str) -> np.ndarray:
 
 
 def mistake_title(true: str, predicted: str, confidence: float, task: str) -> str:
-    if task == "plates":
-        marks = "".join("^" if i >= len(true) or i >= len(predicted) or true[i] != predicted[i] else " "
-                        for i in range(max(len(true), len(predicted))))
-        return f"true {true}\npred {predicted}\n     {marks}\nconf {confidence:.2f}"
-    return f"true {true}\npred {predicted}\nconf {confidence:.2f}"
+    return task_for(task).mistake_title(true, predicted, confidence)
 
 
 def breakdown_frame(evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
-    report = evaluation.report
-    if evaluator.task == "plates":
-        return pd.DataFrame({"group": [f"slot {i + 1}" for i in range(len(report.per_slot_accuracy))],
-                             "accuracy": report.per_slot_accuracy,
-                             "count": [report.images] * len(report.per_slot_accuracy)})
-    return pd.DataFrame({"group": evaluator.classes, "accuracy": report.per_class_recall, "count": report.support})
+    return pd.DataFrame(evaluator.kind.breakdown(evaluation.report, evaluator.classes))
 
 
 def predictions_frame(test, evaluator: Evaluator, evaluation: Evaluation) -> pd.DataFrame:
@@ -62,9 +53,8 @@ def predictions_frame(test, evaluator: Evaluator, evaluation: Evaluation) -> pd.
         "confidence": report.confidence,
         "correct": report.correct,
     })
-    if evaluator.task == "plates":
-        frame["char_confidences"] = [" ".join(f"{c:.2f}" for c in row)
-                                     for row in metrics.slot_confidences(evaluation.probs)]
+    for column, values in evaluator.kind.prediction_details(evaluation.probs).items():
+        frame[column] = values
     if "image_path" in test.frame.columns:
         frame.insert(0, "image_path", test.frame["image_path"].to_numpy())
     return frame
@@ -84,10 +74,7 @@ def save_figures(out: Path, evaluator: Evaluator, test, evaluation: Evaluation, 
 
     task = evaluator.task
     report = evaluation.report
-    if task == "plates":
-        title = f"Character confusion over all slots ({report.images} test plates)"
-    else:
-        title = f"Class confusion ({report.images} test images)"
+    title = evaluator.kind.confusion_title(report.images)
     save_confusion_matrix(report.confusion_matrix, symbol_names(evaluator), out / CONFUSION_FIGURE, title)
 
     true_texts = evaluator.true_texts(test.labels)
@@ -114,9 +101,7 @@ def save_figures(out: Path, evaluator: Evaluator, test, evaluation: Evaluation, 
 
 def symbol_names(evaluator: Evaluator) -> list[str]:
     """The name of each class index: characters (the pad slot as "pad") or class names."""
-    if evaluator.task == "plates":
-        return [PAD_NAME if evaluator.pad_char and c == evaluator.pad_char else c for c in evaluator.classes]
-    return list(evaluator.classes)
+    return evaluator.kind.symbol_names(evaluator.classes, evaluator.pad_char, PAD_NAME)
 
 
 def confusion_pairs(evaluator: Evaluator, labels: np.ndarray, evaluation: Evaluation) -> pd.DataFrame:

@@ -326,6 +326,6 @@ def plates_record(params: Params) -> dict[str, Any]:
 def generator_label_model(params: Params) -> LabelModel | None:
     """The labels ``generate.formats: auto`` imitates: data.source's; None where the explicit formats
     (or, with nothing to imitate, the built-in ones) are used."""
-    if params.generate.formats != AUTO or params.task != "plates" or params.reads_generator_output:
+    if params.generate.formats != AUTO or not params.kind.plate_strings or params.reads_generator_output:
         return None
     return _model_of_source(params, "generate.formats")

@@ -12,6 +12,7 @@ from keras import layers, ops
 
 from transferlab.backbones import Backbone
 from transferlab.errors import TransferlabError
+from transferlab.tasks import task_for
 
 HEAD_NAME = "head"
 POOL_NAME = "global_pool"
@@ -96,8 +97,8 @@ def build_head(feature_shape: tuple[int, int, int], task: str, slots: int, num_c
     feature_map = keras.Input(feature_shape, name="feature_map")
     shared = layers.Dropout(dropout, name="feature_dropout")(pool_features(feature_map, pooling, units))
     branches = []
-    for slot in range(slots if task == "plates" else 1):
-        prefix = f"slot_{slot}" if task == "plates" else "class"
+    kind = task_for(task)
+    for prefix in kind.branch_names(slots):
         x = shared
         if units:
             x = layers.Dense(units, name=f"{prefix}_dense")(x)
@@ -105,11 +106,7 @@ def build_head(feature_shape: tuple[int, int, int], task: str, slots: int, num_c
             x = layers.Activation("relu", name=f"{prefix}_relu")(x)
             x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
         branches.append(layers.Dense(num_classes, activation="softmax", name=f"{prefix}_softmax")(x))
-    if task == "plates":
-        outputs = layers.Concatenate(axis=1, name="slots")([layers.Reshape((1, num_classes))(b) for b in branches])
-    else:
-        outputs = branches[0]
-    return keras.Model(feature_map, outputs, name=HEAD_NAME)
+    return keras.Model(feature_map, kind.stack_branches(branches, num_classes), name=HEAD_NAME)
 
 
 def build_model(backbone: Backbone, task: str, slots: int, num_classes: int, units: int, dropout: float,

@@ -13,7 +13,9 @@ import pandas as pd  # noqa: E402
 
 def save_training_curves(history: pd.DataFrame, task: str, path: str | Path) -> None:
     """Loss and the monitored accuracy per epoch, train vs validation, phases marked."""
-    accuracy = "plate_accuracy" if task == "plates" else "accuracy"
+    from transferlab.tasks import task_for
+
+    accuracy = task_for(task).main_metric
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("loss", accuracy)):
         for prefix, style in (("", "-"), ("val_", "--")):

@@ -35,7 +35,7 @@ MODEL_FILE = "model.keras"
 
 
 def check(params: Params) -> None:
-    if params.task != "plates":
+    if not params.kind.plate_strings:
         raise TransferlabError("pretrain.enabled: synthetic pretraining renders plates; task is "
                                f"{params.task} (set pretrain.enabled: false)")
 

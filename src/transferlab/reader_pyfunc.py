@@ -139,12 +139,8 @@ def log_pyfunc_model(model_path: str | Path, labels_path: str | Path, example: n
     for path in artifacts.values():
         if not Path(path).is_file():
             raise TransferlabError(f"{path}: file not found")
-    if labels.task == "plates":
-        outputs = Schema([ColSpec("string", "plate_text"), ColSpec("double", "confidence"),
-                          ColSpec("string", "char_confidences")])
-    else:
-        outputs = Schema([ColSpec("string", "label"), ColSpec("double", "confidence"),
-                          ColSpec("string", "top_classes")])
+    text, confidence, details = labels.kind.output_columns
+    outputs = Schema([ColSpec("string", text), ColSpec("double", confidence), ColSpec("string", details)])
     example_input = None
     if example is not None:
         example_input = np.asarray(example)[:2].astype(np.uint8)

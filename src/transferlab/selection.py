@@ -25,7 +25,9 @@ TIE_BREAKER = "val_loss"
 
 def monitored_metric(task: str) -> str:
     """The validation metric that picks the kept epoch and stops training early."""
-    return "val_char_accuracy" if task == "plates" else "val_accuracy"
+    from transferlab.tasks import task_for
+
+    return task_for(task).monitored_metric
 
 
 @dataclass

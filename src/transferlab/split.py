@@ -21,9 +21,9 @@ import pandas as pd
 from transferlab.config import Params
 from transferlab.datasets import Dataset, load_dataset, load_test_dataset
 from transferlab.errors import TransferlabError
-from transferlab.formats import plates_record, resolve_plates
+from transferlab.formats import resolve_plates
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
-from transferlab.plates import PlateCodec
+from transferlab.tasks import task_for
 
 SPLITS = ("train", "val", "test")
 METRICS_FILE = "metrics/data.json"
@@ -108,9 +108,7 @@ def leakage_free_assignment(texts: pd.Series, val_fraction: float, test_fraction
 
 
 def encode_labels(params: Params, dataset: Dataset, frame: pd.DataFrame) -> np.ndarray:
-    if params.task == "plates":
-        return PlateCodec.from_config(params.plates).encode_many(frame["label"].tolist())
-    return frame["label"].map({name: i for i, name in enumerate(dataset.classes)}).to_numpy(np.int64)
+    return params.kind.encode_labels(params, dataset.classes, frame["label"].tolist())
 
 
 def dataset_statistics(params: Params, frame: pd.DataFrame, moved: int, test_source: str | None) -> dict:
@@ -118,13 +116,7 @@ def dataset_statistics(params: Params, frame: pd.DataFrame, moved: int, test_sou
     stats: dict = {"total": len(frame), "moved_for_leakage": moved, "test_source": test_source}
     for name in SPLITS:
         part = frame[frame["split"] == name]
-        entry: dict = {"count": len(part)}
-        if params.task == "plates":
-            entry["length"] = {str(k): int(v) for k, v in sorted(Counter(part["label"].str.len()).items())}
-            entry["distinct_plates"] = int(part["label"].nunique())
-        else:
-            entry["classes"] = {str(k): int(v) for k, v in part["label"].value_counts().sort_index().items()}
-        stats[name] = entry
+        stats[name] = {"count": len(part), **params.kind.split_entry(part["label"])}
     return stats
 
 
@@ -134,10 +126,8 @@ def label_counts(task: str, frame: pd.DataFrame) -> pd.DataFrame:
     A file of its own, not part of ``metrics/data.json``: 35 characters x 3 splits of numbers
     would bury the dataset's few headline metrics in ``dvc metrics show``.
     """
-    columns = {}
-    for name in SPLITS:
-        labels = frame.loc[frame["split"] == name, "label"]
-        columns[name] = Counter("".join(labels)) if task == "plates" else Counter(labels)
+    kind = task_for(task)
+    columns = {name: kind.label_counter(frame.loc[frame["split"] == name, "label"]) for name in SPLITS}
     table = pd.DataFrame(columns).reindex(columns=list(SPLITS)).fillna(0).astype(int)
     return table.sort_index().rename_axis("label").reset_index()
 
@@ -156,11 +146,7 @@ def run(params: Params) -> dict:
     test = load_test_dataset(params, dataset) if params.data.test_source else None
     rng = np.random.default_rng(params.split.seed)
     fractions = (params.split.val_fraction, 0.0 if test else params.split.test_fraction)
-    if params.task == "plates":
-        assignment, moved = leakage_free_assignment(dataset.frame["label"], *fractions, rng)
-        print(f"split: moved {moved} image(s) so that no plate string is in two splits")
-    else:
-        assignment, moved = stratified_assignment(dataset.frame["label"], *fractions, rng), 0
+    assignment, moved = params.kind.assign_splits(dataset.frame["label"], *fractions, rng)
     frame = dataset.frame.assign(split=[SPLITS[i] for i in assignment])
     images = dataset.images
     if test:
@@ -172,8 +158,8 @@ def run(params: Params) -> dict:
     meta: dict = {"task": params.task, "classes": dataset.classes, "image_height": params.data.image_height,
                   "image_width": params.data.image_width, "source": str(dataset.source),
                   "test_source": test_source, "fingerprints": {}}
-    if params.task == "plates":
-        meta["plates"] = stats["plates"] = plates_record(params)
+    for key, value in params.kind.split_meta(params).items():
+        meta[key] = stats[key] = value
     with atomic_output_dir(params.split.output) as out:
         for name in SPLITS:
             mask = (frame["split"] == name).to_numpy()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pandas as pd
-
 from transferlab.config import Params
-from transferlab.datasets import class_image_files, plate_csv_path
+from transferlab.tasks import task_for
 from transferlab.io import file_sha256, write_json
 
 STAMP_FILE = "metrics/test_source.json"
@@ -22,18 +20,7 @@ STAMP_FILE = "metrics/test_source.json"
 
 def listed_files(task: str, location: str | Path) -> list[Path]:
     """The files that make up a dataset: the plate CSV and the images it names, or the class folders' images."""
-    path = Path(location)
-    if task == "classification":
-        return [file for _, file in class_image_files(path)] if path.is_dir() else []
-    csv = plate_csv_path(path)
-    if not csv.is_file():
-        return []
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return [csv]  # the CSV's own bytes still change with every edit
-    names = frame["image_path"] if "image_path" in frame.columns else []
-    return [csv] + [csv.parent / name for name in names if name.strip()]
+    return task_for(task).listed_files(Path(location))
 
 
 def source_stamp(task: str, location: str | Path) -> dict:

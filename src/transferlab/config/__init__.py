@@ -63,6 +63,13 @@ class Params(Section):
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @property
+    def kind(self):
+        """The task object of ``task`` (:mod:`transferlab.tasks`)."""
+        from transferlab.tasks import task_for
+
+        return task_for(self.task)
+
+    @property
     def reads_generator_output(self) -> bool:
         """data.source is the synthetic dataset the generate stage writes (its folder or labels.csv)."""
         output = os.path.abspath(self.generate.output)
@@ -71,7 +78,7 @@ class Params(Section):
     @model_validator(mode="after")
     def _check_auto(self) -> Params:
         for key in [f"plates.{k}" for k in ("alphabet", "slots") if getattr(self.plates, k) == AUTO]:
-            if self.task != "plates":
+            if not self.kind.plate_strings:
                 raise ValueError(f"{key}: auto reads plate labels, but task is {self.task}: remove it")
             if self.reads_generator_output:
                 raise ValueError(f"{key}: auto reads the labels of data.source, but data.source is the output of "

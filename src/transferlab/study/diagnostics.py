@@ -13,6 +13,7 @@ import pandas as pd
 from transferlab import diagnostics as d
 from transferlab.config import Params, StudyConfig
 from transferlab.study.evidence import number_field
+from transferlab.tasks import task_for
 
 
 def variant_learning_checks(result: pd.Series, history: pd.DataFrame, metric: str, chance: float,
@@ -72,7 +73,7 @@ def samples_per_class(frame: pd.DataFrame, task: str, classes: int, slots: int) 
     """
     fact = frame[frame["group"] == "factorial"]
     size = int((fact if len(fact) else frame)["train_size"].max())
-    unit = "character" if task == "plates" else "class"
+    unit = task_for(task).unit
     counts = [c for c in frame.loc[frame["train_size"] == size].get("train_class_counts", pd.Series(dtype=object))
               if isinstance(c, (list, tuple, np.ndarray)) and len(c)]
     if counts:
@@ -86,7 +87,6 @@ def samples_per_class(frame: pd.DataFrame, task: str, classes: int, slots: int) 
 def run_diagnostics(params: Params, study: StudyConfig, frame: pd.DataFrame, histories: dict[str, pd.DataFrame],
                     curves: dict, metric: str, chance: float, classes: int) -> list[d.Diagnostic]:
     """Every diagnostic on the study's own variants."""
-    from transferlab.selection import monitored_metric
 
     found = []
     first = frame.iloc[0]
@@ -105,8 +105,8 @@ def run_diagnostics(params: Params, study: StudyConfig, frame: pd.DataFrame, his
     for (arm, aug), curve in curves.items():
         check = d.check_overfitting(curve["train"], curve["val"])
         found.append(d.Diagnostic(f"overfitting ({arm}, augment {aug:g})", check.fired, check.message, check.evidence))
-    found += learning_diagnostics(frame, histories, metric, chance, monitored_metric(params.task))
-    slots = params.plates.slots if params.task == "plates" else 1
+    found += learning_diagnostics(frame, histories, metric, chance, params.kind.monitored_metric)
+    slots = params.kind.slots(params)
     found.append(samples_per_class(frame, params.task, classes, slots))
     probes = frame[frame["arm"] == "probe"]
     if len(probes) and "random_test_" + metric in probes:

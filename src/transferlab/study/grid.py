@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
+from transferlab.tasks import task_for
 from transferlab.study.sources import source_model
 
 ARMS = ("scratch", "frozen", "finetune", "full", "probe")
@@ -68,13 +69,13 @@ class Variant:
 
 
 def metric_name(task: str, study: StudyConfig) -> str:
-    if study.metric != "auto":
-        if task == "classification" and study.metric != "accuracy":
-            raise TransferlabError(f"study.metric {study.metric} is for plates; use accuracy (or auto)")
-        if task == "plates" and study.metric == "accuracy":
-            raise TransferlabError("study.metric accuracy is for classification; use plate_accuracy or char_accuracy")
-        return study.metric
-    return "char_accuracy" if task == "plates" else "accuracy"
+    kind = task_for(task)
+    if study.metric == "auto":
+        return kind.scored_metric
+    if study.metric not in kind.compared_metrics:
+        raise TransferlabError(f"study.metric {study.metric} is not measured for task {task}; use "
+                               f"{' or '.join(kind.compared_metrics)} (or auto)")
+    return study.metric
 
 
 def variants(study: StudyConfig) -> list[Variant]:

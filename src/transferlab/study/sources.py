@@ -50,7 +50,7 @@ def pretrain_sources(params: Params, study: StudyConfig, data, only: list[str] |
     from transferlab.pretrain import pretrain_model
 
     wanted = [s for s in study.sources if s in SYNTHETIC_SOURCES and (only is None or s in only)]
-    if wanted and params.task != "plates":
+    if wanted and not params.kind.plate_strings:
         raise TransferlabError(f"study.sources: {', '.join(wanted)} render synthetic plates; task is {params.task}")
     found = {}
     for source in wanted:

@@ -22,6 +22,7 @@ import pandas as pd
 from transferlab import stats
 from transferlab.config import Params, StudyConfig
 from transferlab.io import write_json
+from transferlab.tasks import task_for
 from transferlab.study.grid import FIGURES, REPORT_FILE, RESULTS_TABLE, metric_name
 from transferlab.study.runner import load_results
 from transferlab.study.curves import budget, curve_summary, size_curve
@@ -258,7 +259,7 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
     unit = metric.replace("_", " ")
     frame, histories = load_results(study)
     frame = assess_variants(frame, histories, metric)
-    slots = params.plates.slots if task == "plates" else 1
+    slots = task_for(task).slots(params)
     chance = chance_level(task, metric, len(classes), slots)
     cells = cell_table(frame, metric, chance)
     findings = hypotheses(frame, study, metric, chance, unit)

@@ -30,9 +30,8 @@ def config_of(params: Params, cfg: TuneConfig | None) -> TuneConfig:
 def metric_name(params: Params, cfg: TuneConfig) -> str:
     """The study's value. Plates default to character accuracy: in trials of a few epochs the
     plate accuracy (every slot right) is still 0 for most of them and cannot rank them."""
-    metric = cfg.metric or ("val_char_accuracy" if params.task == "plates" else "val_accuracy")
-    allowed = {"plates": ("val_plate_accuracy", "val_char_accuracy", "val_loss"),
-               "classification": ("val_accuracy", "val_loss")}[params.task]
+    metric = cfg.metric or params.kind.monitored_metric
+    allowed = params.kind.tuned_metrics
     if metric not in allowed:
         raise TransferlabError(f"tune.metric: {metric} is not measured for task {params.task} "
                                f"(use one of {', '.join(allowed)})")
