@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from transferlab import engine
+from transferlab.training import engine
 from transferlab.config import Params
-from transferlab.data import ArrayData
-from transferlab.stats import difference_interval, t_interval
+from transferlab.data.arrays import ArrayData
+from transferlab.evaluation.stats import difference_interval, t_interval
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 
 from transferlab.augment import augment_images
 from transferlab.config import GenerateConfig, PlatesConfig
-from transferlab.synth import render_sample
+from transferlab.generate.render import render_sample
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ macro-F1 per seed, mean and 95 % t-intervals, the kept epochs and the paired dif
 
 This is the case where a scratch arm used to sit at chance (validation accuracy 0.1004, one
 class for every image, for 15 epochs) because BatchNorm's moving statistics lagged the
-weights; ``transferlab.normalization`` sets the momentum from the steps per epoch.
+weights; ``transferlab.training.normalization`` sets the momentum from the steps per epoch.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from arms import print_table, run_arm  # noqa: E402
 from transferlab import split  # noqa: E402
 from transferlab.config import parse_params  # noqa: E402
-from transferlab.data import load_prepared  # noqa: E402
+from transferlab.data.arrays import load_prepared  # noqa: E402
 from transferlab.examples import make_digits_folders  # noqa: E402
 
 

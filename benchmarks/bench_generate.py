@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transferlab import synth  # noqa: E402
+from transferlab.generate import render as synth  # noqa: E402
 from transferlab.config import CaptureConfig, GenerateConfig, PlatesConfig, StyleWeights  # noqa: E402
 
 

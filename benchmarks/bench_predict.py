@@ -42,12 +42,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from transferlab import export
+from transferlab.inference import export
 from transferlab.config import GenerateConfig, PlatesConfig
-from transferlab.decoding import LABELS_FILE, Labels
-from transferlab.predict import KerasRunner, load_keras_model
-from transferlab.runtime import FastReader, load_runner
-from transferlab.synth import render_sample
+from transferlab.inference.decoding import LABELS_FILE, Labels
+from transferlab.inference.predict import KerasRunner, load_keras_model
+from transferlab.inference.runtime import FastReader, load_runner
+from transferlab.generate.render import render_sample
 
 BATCH = 32
 HERE = Path(__file__).resolve().parent
@@ -69,8 +69,8 @@ class OldPredictRunner:
 
 def default_model(folder: Path) -> Path:
     """The default pipeline's architecture, saved with its labels.json."""
-    from transferlab.backbones import build_backbone
-    from transferlab.models import build_model
+    from transferlab.training.backbones import build_backbone
+    from transferlab.training.models import build_model
 
     plates = PlatesConfig()
     model = build_model(build_backbone("efficientnet_lite0", (48, 144, 3), True), "plates", plates.slots,

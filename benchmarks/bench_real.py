@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from arms import print_table, run_arm  # noqa: E402
 from transferlab import split  # noqa: E402
 from transferlab.config import Params, load_params  # noqa: E402
-from transferlab.data import load_prepared  # noqa: E402
-from transferlab.formats import resolve_plates  # noqa: E402
+from transferlab.data.arrays import load_prepared  # noqa: E402
+from transferlab.generate.formats import resolve_plates  # noqa: E402
 from transferlab.pretrain import pretrain_model  # noqa: E402
 
 SOURCES = ("scratch", "imagenet", "synthetic", "imagenet+synthetic")

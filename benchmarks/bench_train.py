@@ -20,13 +20,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from transferlab.backbones import build_backbone
+from transferlab.training.backbones import build_backbone
 from transferlab.config import load_params, parse_params
-from transferlab.models import build_model
-from transferlab.synth import render_sample
-from transferlab.plates import PlateCodec
-from transferlab.data import ArrayData
-from transferlab.engine import Trainer, compile_model, one_hot, score_model, seed_everything
+from transferlab.training.models import build_model
+from transferlab.generate.render import render_sample
+from transferlab.data.plates import PlateCodec
+from transferlab.data.arrays import ArrayData
+from transferlab.training.engine import Trainer, compile_model, one_hot, score_model, seed_everything
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -40,7 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transferlab import split, synth, tune  # noqa: E402
+from transferlab import split, tune  # noqa: E402
+
+from transferlab.generate import render as synth
 from transferlab.config import parse_params  # noqa: E402
 
 

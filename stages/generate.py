@@ -1,7 +1,7 @@
-"""DVC stage `generate`: the work is in transferlab.synth.run."""
+"""DVC stage `generate`: the work is in transferlab.generate (render.run)."""
 
-from transferlab import synth
+from transferlab.generate import render
 from transferlab.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(synth.run)
+    run_stage(render.run)

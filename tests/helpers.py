@@ -84,3 +84,12 @@ def inside_project(root: Path, monkeypatch) -> Iterator[None]:
         yield
     finally:
         mlflow.end_run()
+
+
+def run_status(run_id: str, root=None) -> str:
+    """The status of a run in the repository's store (``FINISHED``, ``FAILED``, ``KILLED``, ``RUNNING``)."""
+    import mlflow
+
+    from transferlab import tracking
+
+    return mlflow.MlflowClient(tracking_uri=tracking.configure(root)).get_run(run_id).info.status

@@ -5,7 +5,8 @@ import pytest
 
 from helpers import plate_image, random_plates, tiny_params, write_plate_csv
 from transferlab import augment, split
-from transferlab.data import POINTER_FILE, load_prepared
+from transferlab.data import prepared
+from transferlab.data.arrays import POINTER_FILE, load_prepared
 from transferlab.errors import TransferlabError
 
 
@@ -43,7 +44,7 @@ def test_stage_writes_originals_copies_and_preview(tmp_path, monkeypatch):
     params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment={"copies": 2})
     split.run(params)
     summary = augment.run(params)
-    train = split.load_split(params.split.output, "train")
+    train = prepared.load_split(params.split.output, "train")
     images = np.load(tmp_path / "data/augmented/train_images.npy")
     labels = np.load(tmp_path / "data/augmented/train_labels.npy")
     n = len(train.frame)
@@ -63,7 +64,7 @@ def test_nothing_to_augment_writes_a_pointer_to_the_split_not_a_copy(tmp_path, m
     out = tmp_path / "data/augmented"
     assert not list(out.glob("*.npy"))  # no duplicate of the prepared arrays
     assert (out / "preview.png").is_file() and (out / POINTER_FILE).is_file()
-    train = split.load_split(params.split.output, "train")
+    train = prepared.load_split(params.split.output, "train")
     data = load_prepared(params, augmented=True)
     assert summary["train_images"] == len(train.frame) == len(data.x_train)
     assert np.array_equal(data.x_train, train.images) and np.array_equal(data.y_train, train.labels)

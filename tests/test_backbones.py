@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from transferlab.backbones import (
+from transferlab.training.backbones import (
     BACKBONES,
     Backbone,
     UnknownBackboneError,
@@ -20,10 +20,10 @@ from transferlab.backbones import (
     build_imagenet_classifier,
     cache_dir,
 )
-from transferlab.backbones import torch_weights
-from transferlab.backbones.constants import KERAS_B0_WEIGHTS_FILE
-from transferlab.backbones.torch_weights import UnsafeWeightsError, load_state_dict
-from transferlab.backbones.weight_cache import weight_file
+from transferlab.training.backbones import torch_weights
+from transferlab.training.backbones.constants import KERAS_B0_WEIGHTS_FILE
+from transferlab.training.backbones.torch_weights import UnsafeWeightsError, load_state_dict
+from transferlab.training.backbones.weight_cache import weight_file
 from transferlab.errors import TransferlabError
 
 PORTS = ["efficientnet_lite0", "mobilenet_v2"]

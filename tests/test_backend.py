@@ -9,7 +9,9 @@ import sys
 import keras
 import pytest
 
-from transferlab import backend, predict
+from transferlab.training import backend
+
+from transferlab.inference import predict
 
 
 def test_requirements_name_keras_and_the_installed_backend_distribution():

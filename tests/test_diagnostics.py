@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from transferlab import diagnostics as d
+from transferlab.evaluation import diagnostics as d
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    from transferlab.backbones import build_backbone
+    from transferlab.training.backbones import build_backbone
 
     return build_backbone("efficientnet_lite0", (32, 96, 3), pretrained=False)
 
@@ -21,7 +21,7 @@ def test_preprocessing_fires_on_zero_one_images_and_is_silent_on_0_255():
 
 
 def test_batchnorm_fires_on_trainable_bn_with_small_batches(lite0):
-    from transferlab.models import set_backbone_trainable
+    from transferlab.training.models import set_backbone_trainable
 
     total = sum(1 for layer in lite0.model._flatten_layers(include_self=False)
                 if layer.__class__.__name__ == "BatchNormalization")

@@ -98,9 +98,9 @@ def test_every_module_a_stage_reaches_is_one_of_its_deps(pipeline, stage, script
 def test_the_reachability_check_follows_function_level_and_transitive_imports(tmp_path):
     train = reachable_files(REPO / "stages" / "train.py")
     assert PACKAGE / "train.py" in train
-    assert PACKAGE / "engine.py" in train  # transferlab.train imports it
-    assert PACKAGE / "tracking.py" in train  # imported inside train.run
-    assert PACKAGE / "backbones" / "__init__.py" in train
+    assert PACKAGE / "training" / "engine.py" in train  # transferlab.train imports it
+    assert PACKAGE / "tracking" / "__init__.py" in train  # imported inside train.run
+    assert PACKAGE / "training" / "backbones" / "__init__.py" in train
     assert PACKAGE / "cli.py" not in train  # stages run through transferlab.stage, not the CLI
-    assert not covered(PACKAGE / "engine.py", [PACKAGE / "train.py"])
-    assert covered(PACKAGE / "backbones" / "layers.py", [PACKAGE / "backbones"])
+    assert not covered(PACKAGE / "training" / "engine.py", [PACKAGE / "train.py"])
+    assert covered(PACKAGE / "training" / "backbones" / "layers.py", [PACKAGE / "training"])

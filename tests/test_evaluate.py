@@ -11,11 +11,11 @@ import pytest
 
 from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
 from transferlab import evaluate, split, tracking, train
-from transferlab.backbones import build_backbone
+from transferlab.training.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
-from transferlab.models import build_model
-from transferlab.selection import monitored_metric
+from transferlab.training.models import build_model
+from transferlab.training.selection import monitored_metric
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     assert run.data.metrics["test_onnx_images_per_s"] == pytest.approx(saved["test_onnx_images_per_s"])
     reader = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation/reader")}
     assert {"evaluation/reader/model.onnx", "evaluation/reader/model.labels.json"} <= reader
-    from transferlab.runtime import FastReader
+    from transferlab.inference.runtime import FastReader
 
     fast = FastReader.load(figures / "reader/model.onnx").predict_arrays(np.load("data/prepared/test_images.npy"))
     predicted = pd.read_csv(figures / "predictions.csv", dtype=str, keep_default_na=False)["predicted"]

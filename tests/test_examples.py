@@ -3,7 +3,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from transferlab.examples import make_digits_folders
-from transferlab.images import read_rgb
+from transferlab.data.images import read_rgb
 
 # scikit-learn's digits: images per digit 0..9 (1,797 in all).
 DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]

@@ -14,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import inside_project, plate_image, random_plates
-from transferlab import cli, export, predict, runtime, tracking
-from transferlab.backbones import build_backbone
+from transferlab import cli, tracking
+from transferlab.inference import export
+from transferlab.inference import predict
+from transferlab.inference import runtime
+from transferlab.training.backbones import build_backbone
 from transferlab.config import parse_params
 from transferlab.errors import TransferlabError
-from transferlab.models import build_model
+from transferlab.training.models import build_model
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from helpers import tiny_params, write_params, write_plate_csv
-from transferlab import split, synth
+from transferlab import split
+from transferlab.data import prepared
+from transferlab.generate import render as synth
 from transferlab.config import DEFAULT_ALPHABET, load_params
 from transferlab.errors import TransferlabError
-from transferlab.formats import (
+from transferlab.generate.formats import (
     LabelModel,
     infer_label_model,
     label_skeleton,
@@ -220,8 +222,8 @@ def test_auto_alphabet_and_slots_are_resolved_for_every_stage_and_recorded(tmp_p
     assert resolve_plates(params) is params  # nothing left to resolve
     split.run(load_params(path))
     assert read_json("metrics/data.json")["plates"] == expected
-    assert split.read_meta(tmp_path / "data/prepared")["plates"] == expected
-    assert set(split.load_split(tmp_path / "data/prepared", "train").frame.label) <= {t.replace("-", "").replace(" ", "")
+    assert prepared.read_meta(tmp_path / "data/prepared")["plates"] == expected
+    assert set(prepared.load_split(tmp_path / "data/prepared", "train").frame.label) <= {t.replace("-", "").replace(" ", "")
                                                                                       for t in labels}
 
 

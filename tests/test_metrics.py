@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import f1_score, recall_score
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from transferlab import metrics
+from transferlab.evaluation import metrics
 
 SYMBOLS = "08AB"  # class indices 0..3
 

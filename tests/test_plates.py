@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from transferlab.config import PlatesConfig
-from transferlab.plates import LabelError, PlateCodec
+from transferlab.data.plates import LabelError, PlateCodec
 
 
 def test_fixed_length_codec_round_trips_with_35_classes():

@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from helpers import inside_project, plate_image
-from transferlab import predict, reader_pyfunc, tracking
-from transferlab.backbones import build_backbone
+from transferlab import tracking
+from transferlab.inference import predict
+from transferlab.inference import reader_pyfunc
+from transferlab.training.backbones import build_backbone
 from transferlab.errors import TransferlabError
-from transferlab.models import build_model
+from transferlab.training.models import build_model
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"
 
@@ -71,7 +73,7 @@ def test_good_files_are_read_and_bad_ones_get_an_error(repository, image_files):
 
 def test_file_predictions_match_the_model_on_the_same_pixels(repository, image_files):
     reader = predict.Reader.load(repository / "models/model.keras")
-    from transferlab.images import read_rgb
+    from transferlab.data.images import read_rgb
 
     images = np.stack([read_rgb(f, 32, 96) for f in image_files["good"]])
     probs = reader.model.predict(images.astype(np.float32), verbose=0)
@@ -169,7 +171,7 @@ def test_the_reader_loads_in_a_fresh_process_without_transferlab_installed(repos
     with tracking.tracked_run("predict-test", "train", params={}, tags={}) as run:
         reader_pyfunc.log_pyfunc_model(repository / "models/model.keras", repository / "models/labels.json", images)
     local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/reader", dst_path=str(tmp_path)))
-    assert (local / "code/transferlab/predict.py").is_file() and not list(local.glob("code/**/__pycache__"))
+    assert (local / "code/transferlab/inference/predict.py").is_file() and not list(local.glob("code/**/__pycache__"))
     required = {line.split("==")[0] for line in (local / "requirements.txt").read_text().split()}
     assert {"keras", "numpy", "pandas", "mlflow", "opencv-python"} <= required and "transferlab" not in required
     np.save(tmp_path / "images.npy", images)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from transferlab import probe
+from transferlab.training import probe
 from transferlab.errors import TransferlabError
 from transferlab.examples import CLASSES, make_classification_example
 

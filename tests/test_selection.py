@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from helpers import random_plates, tiny_params
-from transferlab import engine
-from transferlab.data import ArrayData
-from transferlab.plates import PlateCodec
-from transferlab.selection import EpochSelector, monitored_metric
+from transferlab.training import engine
+from transferlab.data.arrays import ArrayData
+from transferlab.data.plates import PlateCodec
+from transferlab.training.selection import EpochSelector, monitored_metric
 
 
 def feed(selector, chars, losses=None, plates=None):

@@ -7,6 +7,7 @@ import pytest
 
 from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
 from transferlab import split
+from transferlab.data import prepared
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
 
@@ -35,8 +36,8 @@ def test_plate_csv_is_split_cached_and_counted(tmp_path):
     stats = split.run(plate_params(tmp_path))
     out = tmp_path / "data/prepared"
     total = 0
-    for name in split.SPLITS:
-        data = split.load_split(out, name)
+    for name in prepared.SPLITS:
+        data = prepared.load_split(out, name)
         assert data.images.dtype == np.uint8 and data.images.shape[1:] == (32, 96, 3)
         assert data.labels.shape == (len(data.frame), 7)
         total += len(data.frame)
@@ -48,18 +49,18 @@ def test_plate_csv_is_split_cached_and_counted(tmp_path):
 def test_same_seed_gives_identical_arrays_and_another_seed_does_not(tmp_path):
     write_plate_csv(tmp_path / "plates", random_plates(30))
     split.run(plate_params(tmp_path))
-    first = split.load_split(tmp_path / "data/prepared", "test").labels.copy()
+    first = prepared.load_split(tmp_path / "data/prepared", "test").labels.copy()
     split.run(plate_params(tmp_path))
-    assert np.array_equal(first, split.load_split(tmp_path / "data/prepared", "test").labels)
+    assert np.array_equal(first, prepared.load_split(tmp_path / "data/prepared", "test").labels)
     split.run(tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, split={"seed": 7}))
-    assert not np.array_equal(first, split.load_split(tmp_path / "data/prepared", "test").labels)
+    assert not np.array_equal(first, prepared.load_split(tmp_path / "data/prepared", "test").labels)
 
 
 def test_identical_plate_strings_never_cross_splits(tmp_path):
     texts = random_plates(10) * 4  # every plate photographed four times
     write_plate_csv(tmp_path / "plates", texts)
     stats = split.run(plate_params(tmp_path))
-    seen = {name: set(split.load_split(tmp_path / "data/prepared", name).frame["label"]) for name in split.SPLITS}
+    seen = {name: set(prepared.load_split(tmp_path / "data/prepared", name).frame["label"]) for name in prepared.SPLITS}
     assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"]) and not (seen["val"] & seen["test"])
     assert stats["moved_for_leakage"] > 0
 
@@ -70,7 +71,7 @@ def test_folder_per_class_is_stratified(tmp_path):
     stats = split.run(params)
     assert stats["val"]["classes"] == {"cats": 2, "dogs": 4}
     assert stats["test"]["classes"] == {"cats": 2, "dogs": 4}
-    assert split.read_meta(tmp_path / "data/prepared")["classes"] == ["cats", "dogs"]
+    assert prepared.read_meta(tmp_path / "data/prepared")["classes"] == ["cats", "dogs"]
 
 
 def test_class_with_too_few_images_is_named(tmp_path):
@@ -154,4 +155,4 @@ def test_grayscale_and_odd_sized_images_are_normalised(tmp_path):
     cv2.imwrite(str(tmp_path / "plates/images/000.png"), gray)
     shutil.copy(tmp_path / "plates/images/000.png", tmp_path / "plates/images/000_copy.png")
     split.run(plate_params(tmp_path))
-    assert split.load_split(tmp_path / "data/prepared", "train").images.shape[1:] == (32, 96, 3)
+    assert prepared.load_split(tmp_path / "data/prepared", "train").images.shape[1:] == (32, 96, 3)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from transferlab import stats
+from transferlab.evaluation import stats
 
 
 def test_t_interval_on_hand_made_numbers():

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from transferlab import split, stats, study, tracking
+from transferlab import split, study, tracking
+from transferlab.evaluation import stats
 from transferlab.study import curves as study_curves
 from transferlab.study import diagnostics as study_diagnostics
 from transferlab.study import evidence as study_evidence

@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlab import synth
-from transferlab import synth_capture, synth_glyphs, synth_styles
+from transferlab.generate import render as synth
+from transferlab.generate import capture as synth_capture
+from transferlab.generate import glyphs as synth_glyphs
+from transferlab.generate import styles as synth_styles
 from transferlab.config import DEFAULT_ALPHABET, CaptureConfig, GenerateConfig, PlatesConfig, StyleWeights, parse_params
-from transferlab.datasets import read_plate_manifest
+from transferlab.data.datasets import read_plate_manifest
 from transferlab.errors import TransferlabError
-from transferlab.plates import PlateCodec
+from transferlab.data.plates import PlateCodec
 
 
 def tiny(output: Path, **overrides) -> GenerateConfig:
@@ -85,7 +87,7 @@ def test_render_plate_is_a_function_of_its_rng():
 
 
 def test_fonts_are_bundled_with_their_licences():
-    folder = resources.files("transferlab").joinpath("fonts")
+    folder = resources.files("transferlab.generate").joinpath("fonts")
     names = {p.name for p in folder.iterdir()}
     for spec in synth.FONTS:
         assert spec.file in names

@@ -28,7 +28,9 @@ import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
 from pipeline_project import build_project, command_env, edit_params, run
-from transferlab import mlflow_servers, split, team_store, tracking
+from transferlab import split, tracking
+from transferlab.tracking import servers as mlflow_servers
+from transferlab.tracking import team_store
 from transferlab.errors import TransferlabError
 
 INITDB, PG_CTL = shutil.which("initdb"), shutil.which("pg_ctl")

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from helpers import random_plates, tiny_params, write_class_folders, write_plate_csv
-from transferlab import split, stamp
+from transferlab import split
+from transferlab.data import prepared
+from transferlab import test_source as stamp
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
 
@@ -58,22 +60,22 @@ def expect_error_keeping_output(params, *fragments) -> str:
 def test_test_split_is_exactly_the_test_csv_in_file_order(tmp_path, plates):
     stats = split.run(plate_params(tmp_path))
     out = tmp_path / "data/prepared"
-    test = split.load_split(out, "test")
+    test = prepared.load_split(out, "test")
     assert test.frame["label"].tolist() == TEST_TEXTS
     assert test.frame["image_path"].tolist() == [f"images/{i:03d}.png" for i in range(len(TEST_TEXTS))]
     assert test.images.shape == (8, 32, 96, 3) and test.labels.shape == (8, 7)
     # train and validation come from the source alone; validation takes val_fraction (0.2) of it
-    train, val = split.load_split(out, "train"), split.load_split(out, "val")
+    train, val = prepared.load_split(out, "train"), prepared.load_split(out, "val")
     assert sorted(train.frame["label"].tolist() + val.frame["label"].tolist()) == sorted(SOURCE_TEXTS)
     assert (stats["train"]["count"], stats["val"]["count"], stats["test"]["count"]) == (24, 6, 8)
     assert stats["test_source"] == str(plates)
     assert read_json("metrics/data.json")["test_source"] == str(plates)
-    assert split.read_meta(out)["test_source"] == str(plates)
+    assert prepared.read_meta(out)["test_source"] == str(plates)
 
 
 def test_without_a_test_source_the_meta_says_so(tmp_path, plates):
     split.run(tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}))
-    assert split.read_meta(tmp_path / "data/prepared")["test_source"] is None
+    assert prepared.read_meta(tmp_path / "data/prepared")["test_source"] is None
     assert read_json("metrics/data.json")["test"]["count"] == 6  # test_fraction 0.2 of the source
 
 
@@ -128,10 +130,10 @@ def test_classification_test_source_is_the_test_split(tmp_path):
     stats = split.run(class_params(tmp_path))
     assert stats["test"]["classes"] == {"dogs": 3}
     assert stats["val"]["classes"] == {"cats": 2, "dogs": 2} and stats["train"]["count"] == 16
-    test = split.load_split(tmp_path / "data/prepared", "test")
+    test = prepared.load_split(tmp_path / "data/prepared", "test")
     assert test.frame["image_path"].tolist() == ["dogs/000.jpg", "dogs/001.jpg", "dogs/002.jpg"]
     assert test.labels.tolist() == [1, 1, 1]  # the source's class indices (cats 0, dogs 1)
-    assert split.read_meta(tmp_path / "data/prepared")["classes"] == ["cats", "dogs"]
+    assert prepared.read_meta(tmp_path / "data/prepared")["classes"] == ["cats", "dogs"]
 
 
 def test_classification_unknown_class_folder_is_named(tmp_path):

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from helpers import run_status
 from pydantic import BaseModel
 
-from transferlab import mlflow_servers, run_hygiene, tracking
+from transferlab import tracking
+
+from transferlab.tracking import servers as mlflow_servers
+
+from transferlab.tracking import hygiene as run_hygiene
 
 DVC_ENV = ("DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "MLFLOW_TRACKING_URI")
 
@@ -170,7 +175,7 @@ def only_run(root: Path, experiment: str = "exp"):
 def test_run_finishes_with_params_and_tags(repo):
     with tracking.tracked_run("exp", "first", {"train": {"lr": 0.01, "layers": [3, 4]}}, {"kind": "test"}) as run:
         mlflow.log_metric("loss", 0.5)
-        assert tracking.run_status(run.info.run_id) == "RUNNING"
+        assert run_status(run.info.run_id) == "RUNNING"
     stored = only_run(repo)
     assert stored.info.status == "FINISHED"
     assert stored.info.run_name == "first"
@@ -250,11 +255,11 @@ def test_a_run_of_a_killed_process_is_closed_by_the_next_start(repo, monkeypatch
         monkeypatch.setattr(tracking, "_cleaned", set())
         with tracking.tracked_run("exp", "live neighbour", {}, {}):
             pass
-        assert tracking.run_status(run_id) == "RUNNING"  # its owner is alive: left alone
+        assert run_status(run_id) == "RUNNING"  # its owner is alive: left alone
     finally:
         owner.kill()  # SIGKILL: no handler, no finally, no end_run
         owner.wait()
-    assert tracking.run_status(run_id) == "RUNNING"
+    assert run_status(run_id) == "RUNNING"
 
     monkeypatch.setattr(tracking, "_cleaned", set())
     with tracking.tracked_run("exp", "next stage", {}, {}):
@@ -276,7 +281,7 @@ def test_ui_start_closes_dead_runs_and_names_the_runs_table(repo, monkeypatch, c
     monkeypatch.setattr(mlflow_servers, "_port_free", lambda host, port: False)  # stop before serving
     with pytest.raises(mlflow_servers.TransferlabError, match="already in use"):
         mlflow_servers.serve_ui(port=5999)
-    assert tracking.run_status(run.info.run_id) == "KILLED"
+    assert run_status(run.info.run_id) == "KILLED"
     experiment = store.get_run(run.info.run_id).info.experiment_id
     assert (f"runs of experiment 'exp': http://127.0.0.1:5999/#/experiments/{experiment}/runs?"
             "workflowType=machine_learning") in capsys.readouterr().err
@@ -287,7 +292,7 @@ def test_each_stage_logs_the_sections_dvc_gives_it():
     import yaml
 
     from transferlab.config import Params
-    from transferlab.stage_params import STAGE_SECTIONS, stage_params
+    from transferlab.tracking.stage_params import STAGE_SECTIONS, stage_params
 
     stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
     for stage, sections in STAGE_SECTIONS.items():

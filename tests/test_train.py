@@ -5,12 +5,13 @@ import pytest
 import yaml
 
 from helpers import random_plates, tiny_params, write_plate_csv
-from transferlab import augment, engine, split, tracking, train
-from transferlab.backbones import build_backbone
+from transferlab import augment, split, tracking, train
+from transferlab.training import engine
+from transferlab.training.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json
-from transferlab.models import build_model, count_trainable, set_backbone_trainable
-from transferlab.stage_params import PARAMS_ARTIFACT, STAGE_SECTIONS
+from transferlab.training.models import build_model, count_trainable, set_backbone_trainable
+from transferlab.tracking.stage_params import PARAMS_ARTIFACT, STAGE_SECTIONS
 
 SHAPE = (32, 96, 3)
 

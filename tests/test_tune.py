@@ -23,7 +23,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from helpers import random_plates, tiny_params, write_plate_csv
+from helpers import random_plates, tiny_params, write_plate_csv, run_status
 from transferlab import split, tracking, tune
 from transferlab.config import SearchSpace, TuneConfig
 from transferlab.errors import TransferlabError
@@ -266,7 +266,7 @@ def test_resume_after_interruption_continues_the_same_study(project, name, monke
     assert summary["complete"] == 3 and summary["failed"] == 2
     _, parents_after, children = runs_of(study.user_attrs["study_uid"])
     assert [p.info.run_id for p in parents_after] == [parents[0].info.run_id]  # the same parent run, resumed
-    assert tracking.run_status(parents[0].info.run_id) == "FINISHED"
+    assert run_status(parents[0].info.run_id) == "FINISHED"
     assert sorted(children) == [0, 1, 3, 4]
 
     # Settings that change what a trial's value means are refused instead of mixed in.

@@ -1,7 +1,7 @@
 """The comparison a user makes in the MLflow UI, checked in a real (headless) Chromium.
 
 Two finished variants of the tiny pipeline (tests/pipeline_project.py: seeds 0 and 1) are
-served with `transferlab.mlflow_servers.ui_command`; the experiment's page (where a user lands) must
+served with `transferlab.tracking.servers.ui_command`; the experiment's page (where a user lands) must
 list both in its runs table, and then they are opened on MLflow's compare-runs page
 (`#/compare-runs?runs=[...]&experiments=[...]`). As a user would, the test closes the
 assistant panel, collapses the plots, switches the parameters to "Show diff only" and
@@ -37,7 +37,9 @@ import pytest
 from pipeline_project import REPO, PipelineProject
 from pipeline_project import pipeline_project  # noqa: F401 - the fixture, shared with test_pipeline.py
 
-from transferlab import mlflow_servers, tracking
+from transferlab import tracking
+
+from transferlab.tracking import servers as mlflow_servers
 
 pytestmark = pytest.mark.slow
 

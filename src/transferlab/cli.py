@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -27,58 +28,35 @@ def main() -> None:
     """
 
 
-@main.command()
-@params_option
-def generate(params_file: str) -> None:
-    """Render the synthetic plate dataset (stage `generate`)."""
-    from transferlab import synth
-
-    run_stage(synth.run, params_file)
-
-
-@main.command()
-@params_option
-def split(params_file: str) -> None:
-    """Validate the dataset and write the train/val/test cache (stage `split`)."""
-    from transferlab import split as split_stage
-
-    run_stage(split_stage.run, params_file)
-
-
-@main.command()
-@params_option
-def augment(params_file: str) -> None:
-    """Write the augmented training set and its preview (stage `augment`)."""
-    from transferlab import augment as augment_stage
-
-    run_stage(augment_stage.run, params_file)
+# Stage commands: name -> (module, its entry point, help). Each imports its module only when run,
+# so `transferlab predict` on an exported model never loads TensorFlow.
+STAGE_COMMANDS = {
+    "generate": ("transferlab.generate.render", "run", "Render the synthetic plate dataset (stage `generate`)."),
+    "test-source": ("transferlab.test_source", "run",
+                    "Stamp data.test_source's files, so that split re-runs when they change (stage `test-source`)."),
+    "split": ("transferlab.split", "run", "Validate the dataset and write the train/val/test cache (stage `split`)."),
+    "augment": ("transferlab.augment", "run", "Write the augmented training set and its preview (stage `augment`)."),
+    "pretrain": ("transferlab.pretrain", "run",
+                 "Train on synthetic plates like yours first, when pretrain.enabled (stage `pretrain`)."),
+    "train": ("transferlab.train", "run", "Train the configured variant and record it in MLflow (stage `train`)."),
+    "evaluate": ("transferlab.evaluate", "run",
+                 "Test-set metrics, diagnostics and speed, logged into the training run (stage `evaluate`)."),
+    "tune": ("transferlab.tune", "run", "Run (or continue) the Optuna study over strength, learning rate and "
+             "unfreeze depth."),
+    "study": ("transferlab.study", "run_all",
+              "Run the factorial study (features, every variant, report); finished variants are reused."),
+}
 
 
-@main.command()
-@params_option
-def pretrain(params_file: str) -> None:
-    """Train on synthetic plates like yours first, when pretrain.enabled (stage `pretrain`)."""
-    from transferlab import pretrain as pretrain_stage
-
-    run_stage(pretrain_stage.run, params_file)
+def _stage_command(name: str, module: str, entry: str, help_text: str) -> None:
+    @main.command(name, help=help_text)
+    @params_option
+    def command(params_file: str) -> None:
+        run_stage(getattr(importlib.import_module(module), entry), params_file)
 
 
-@main.command()
-@params_option
-def train(params_file: str) -> None:
-    """Train the configured variant and record it in MLflow (stage `train`)."""
-    from transferlab import train as train_stage
-
-    run_stage(train_stage.run, params_file)
-
-
-@main.command()
-@params_option
-def evaluate(params_file: str) -> None:
-    """Test-set metrics, diagnostics and speed, logged into the training run (stage `evaluate`)."""
-    from transferlab import evaluate as evaluate_stage
-
-    run_stage(evaluate_stage.run, params_file)
+for _name, _spec in STAGE_COMMANDS.items():
+    _stage_command(_name, *_spec)
 
 
 @main.command("predict")
@@ -93,7 +71,7 @@ def predict_cmd(model: str, images: tuple[str, ...], csv_out: str | None, batch_
     error row and the others are still read. Exit code 1 only when no image could be read.
     An exported .onnx model is read without importing TensorFlow.
     """
-    from transferlab import runtime  # not transferlab.predict: that imports MLflow (and Keras when used)
+    from transferlab.inference import runtime  # not transferlab.inference.predict: that imports MLflow (and Keras when used)
 
     try:
         code = runtime.predict_command(model, list(images), csv_out, batch_size, echo=click.echo)
@@ -120,28 +98,10 @@ def export_cmd(model: str, fmt: str, quantize: str | None, output: str | None, s
     (model.onnx.parity.json). Exit code 1, and nothing written, when the export does not
     read the sample images like the Keras model.
     """
-    from transferlab import export
+    from transferlab.inference import export
 
     run_stage(lambda _params: export.export_command(model, fmt, quantize, output, list(samples) or None,
                                                     run_id, echo=click.echo), params_file=None)
-
-
-@main.command()
-@params_option
-def tune(params_file: str) -> None:
-    """Run (or continue) the Optuna study over strength, learning rate and unfreeze depth."""
-    from transferlab import tune as tune_stage
-
-    run_stage(tune_stage.run, params_file)
-
-
-@main.command("study")
-@params_option
-def study_cmd(params_file: str) -> None:
-    """Run the factorial study (features, every variant, report); finished variants are reused."""
-    from transferlab import study
-
-    run_stage(study.run_all, params_file)
 
 
 @main.command()
@@ -149,7 +109,7 @@ def study_cmd(params_file: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
 def ui(host: str, port: int) -> None:
     """Browse this repository's MLflow runs (mlruns/) in a browser; Ctrl-C stops it."""
-    from transferlab import mlflow_servers
+    from transferlab.tracking import servers as mlflow_servers
 
     run_stage(lambda _params: mlflow_servers.serve_ui(host=host, port=port), params_file=None)
 
@@ -163,7 +123,8 @@ def ui(host: str, port: int) -> None:
 def team_server(backend_store_uri: str, artifacts: str, host: str, port: int, workers: int) -> None:
     """Serve one MLflow tracking server for a team (runs in PostgreSQL); members set
     TRANSFERLAB_TRACKING_URI=http://HOST:PORT. Ctrl-C stops it."""
-    from transferlab import mlflow_servers, team_store
+    from transferlab.tracking import servers as mlflow_servers
+    from transferlab.tracking import team_store
 
     def serve(_params) -> None:
         command = team_store.server_command(backend_store_uri, artifacts, host, port, workers)

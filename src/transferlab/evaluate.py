@@ -1,6 +1,6 @@
 """Stage ``evaluate``: the trained model on the held-out test split, and why it scores what it does.
 
-One batched prediction over the test images gives every metric of :mod:`transferlab.metrics`
+One batched prediction over the test images gives every metric of :mod:`transferlab.evaluation.metrics`
 (per image over the whole split). Around it, the diagnostics that explain a result:
 
 - the train / validation / test gap (from ``metrics/train.json``): over-fitting, or a test
@@ -14,7 +14,7 @@ One batched prediction over the test images gives every metric of :mod:`transfer
 
 Metrics go to ``metrics/evaluate.json`` (DVC) and, prefixed ``test_``, into the training
 run's MLflow run (resumed by the id in ``models/run.json``) -- or, when that run was already
-evaluated, into a run of their own linked to it (:mod:`transferlab.evaluation_run`) --
+evaluated, into a run of their own linked to it (:mod:`transferlab.evaluation.run_record`) --
 figures to ``evaluate.output``.
 Everything is computed and written before the MLflow run is reopened: a failure here must
 never mark the training run FAILED.
@@ -29,13 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab import export, metrics
+from transferlab.inference import export
+
+from transferlab.evaluation import metrics
 from transferlab.config import EvaluateConfig, Params
-from transferlab.evaluate_outputs import (breakdown_frame, confusion_pairs, predictions_frame, save_figures,
+from transferlab.evaluation.outputs import (breakdown_frame, confusion_pairs, predictions_frame, save_figures,
                                           write_report)
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_json, write_json
-from transferlab.split import load_split, read_meta
+from transferlab.data.prepared import load_split, read_meta
 from transferlab.tasks import task_for
 
 METRICS_FILE = "metrics/evaluate.json"
@@ -218,7 +220,7 @@ def regime_findings(task: str, train_metrics: dict, history: pd.DataFrame, train
                     num_classes: int) -> list[str]:
     """The small-data diagnostics that fired: a monitored metric that never moved, one class for
     every validation image, memorisation, still improving at the last epoch, too few examples."""
-    from transferlab import diagnostics as d
+    from transferlab.evaluation import diagnostics as d
 
     kind = task_for(task)
     name = kind.scored_metric
@@ -246,8 +248,8 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     """
     from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
     from transferlab.augment import augment_images, writes_copies
-    from transferlab.evaluation_run import check_training_run, log_evaluation
-    from transferlab.predict import MODEL_FILE, load_keras_model
+    from transferlab.evaluation.run_record import check_training_run, log_evaluation
+    from transferlab.inference.predict import MODEL_FILE, load_keras_model
     from transferlab.train import load_run_info
 
     cfg = cfg or params.evaluate  # an explicit cfg wins
@@ -309,7 +311,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
 
     output = Path(cfg.output)
     with atomic_output_dir(output) as out:
-        if cfg.export:  # a deployable reader per run (transferlab.export), checked against these predictions
+        if cfg.export:  # a deployable reader per run (transferlab.inference.export), checked against these predictions
             scalars.update(export.evaluate_export(model, params, list(meta["classes"]), images, probs, out, cfg))
         predictions_frame(test, evaluator, evaluation).to_csv(out / PREDICTIONS_FILE, index=False)
         save_figures(out, evaluator, test, evaluation, augmented_views, cfg)

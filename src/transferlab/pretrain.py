@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab import engine
+from transferlab.training import engine
 from transferlab.config import Params
-from transferlab.data import ArrayData, load_prepared
+from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
-from transferlab.stage_params import log_full_params, stage_params
+from transferlab.tracking.stage_params import log_full_params, stage_params
 
 STATUS_FILE = "pretrain.json"
 METRICS_FILE = "metrics/pretrain.json"
@@ -51,13 +51,12 @@ def pretrain_params(params: Params) -> Params:
 
 def synthetic_data(params: Params, real: ArrayData) -> ArrayData:
     """The generate stage's plates at the working size, with a seeded synthetic validation part."""
-    from transferlab.datasets import load_dataset
-    from transferlab.split import encode_labels
+    from transferlab.data.datasets import load_dataset
 
     source = Params.model_validate({**params.model_dump(), "data": {
         **params.data.model_dump(), "source": params.generate.output, "test_source": None, "skip_invalid": False}})
     dataset = load_dataset(source)
-    labels = encode_labels(source, dataset, dataset.frame)
+    labels = source.kind.encode_labels(source, dataset.classes, dataset.frame["label"].tolist())
     n_val = max(1, round(len(labels) * params.pretrain.val_fraction))
     order = np.random.default_rng(params.pretrain.seed).permutation(len(labels))
     val, train = order[:n_val], order[n_val:]
@@ -84,8 +83,8 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
     The study's synthetic sources and the real-plates benchmark use this; the pipeline's
     own stage renders through ``generate`` instead, so DVC caches the plates.
     """
-    from transferlab.formats import infer_label_model
-    from transferlab.synth import default_workers, generate_dataset
+    from transferlab.generate.formats import infer_label_model
+    from transferlab.generate.render import default_workers, generate_dataset
 
     height, width = real.x_train.shape[1:3]
     generate = params.generate.model_copy(update={"count": count, "output": str(folder / "synthetic")})
@@ -165,7 +164,7 @@ def run(params: Params) -> dict:
 
 def comparison_preview(params: Params, data: ArrayData, real: ArrayData, path: Path) -> Path:
     """The user's real plates next to the synthetic ones, at the working size the model sees."""
-    from transferlab.synth import save_comparison_preview
+    from transferlab.generate.render import save_comparison_preview
 
     count = min(12, len(real.x_train), len(data.x_train))
     save_comparison_preview(list(data.x_train[:count]), list(real.x_train[:count]), path)

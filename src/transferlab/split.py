@@ -11,100 +11,19 @@ train/validation are split from ``data.source`` alone (``split.test_fraction`` i
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from transferlab.config import Params
-from transferlab.datasets import Dataset, load_dataset, load_test_dataset
-from transferlab.errors import TransferlabError
-from transferlab.formats import resolve_plates
-from transferlab.io import atomic_output_dir, read_stage_json, write_json
+from transferlab.data.datasets import Dataset, load_dataset, load_test_dataset
+from transferlab.generate.formats import resolve_plates
+from transferlab.data.prepared import META_FILE, SPLITS
+from transferlab.io import atomic_output_dir, write_json
 from transferlab.tasks import task_for
 
-SPLITS = ("train", "val", "test")
 METRICS_FILE = "metrics/data.json"
 LABELS_FILE = "metrics/data_labels.csv"  # examples per character / class and split (a DVC plot)
-META_FILE = "meta.json"
-
-
-@dataclass
-class SplitData:
-    """One split of the prepared cache."""
-
-    images: np.ndarray  # uint8 (N, H, W, 3), memory-mapped
-    labels: np.ndarray  # plates: int (N, slots); classification: int (N,)
-    frame: pd.DataFrame
-
-
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    """Image counts of (train, val, test) for n images; validation and test get at least one,
-    except a test fraction of 0 (the test split comes from data.test_source)."""
-    n_val = max(1, round(n * val_fraction))
-    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
-    return n - n_val - n_test, n_val, n_test
-
-
-def min_images_for_split(val_fraction: float, test_fraction: float) -> int:
-    """Smallest group size that leaves at least one image in every split drawn from it."""
-    n = 2
-    while split_sizes(n, val_fraction, test_fraction)[0] < 1:
-        n += 1
-    return n
-
-
-def stratified_assignment(labels: pd.Series, val_fraction: float, test_fraction: float,
-                          rng: np.random.Generator) -> np.ndarray:
-    """Split index (0 train, 1 val, 2 test) per image, the same fractions within every class."""
-    needed = min_images_for_split(val_fraction, test_fraction)
-    counts = labels.value_counts().sort_index()
-    too_small = counts[counts < needed]
-    if not too_small.empty:
-        listed = ", ".join(f"{name!r} has {count}" for name, count in too_small.items())
-        fractions = f"split.val_fraction={val_fraction}"
-        if test_fraction:
-            fractions += f" and split.test_fraction={test_fraction}"
-        raise TransferlabError(
-            f"class(es) with too few images for the split: {listed}; each class needs at least {needed} images for {fractions}"
-        )
-    assignment = np.zeros(len(labels), dtype=np.int64)
-    for name in counts.index:  # sorted class order keeps the rng sequence reproducible
-        members = rng.permutation(np.flatnonzero(labels.to_numpy() == name))
-        _, n_val, n_test = split_sizes(len(members), val_fraction, test_fraction)
-        assignment[members[:n_val]] = 1
-        assignment[members[n_val:n_val + n_test]] = 2
-    return assignment
-
-
-def leakage_free_assignment(texts: pd.Series, val_fraction: float, test_fraction: float,
-                            rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Random split, then every plate string moved to the split holding most of its copies.
-
-    Returns the assignment and how many images were moved to remove the leakage.
-    """
-    n = len(texts)
-    needed = min_images_for_split(val_fraction, test_fraction)
-    if n < needed:
-        raise TransferlabError(f"the dataset has {n} images; at least {needed} are needed for the split fractions")
-    _, n_val, n_test = split_sizes(n, val_fraction, test_fraction)
-    order = rng.permutation(n)
-    assignment = np.zeros(n, dtype=np.int64)
-    assignment[order[:n_val]] = 1
-    assignment[order[n_val:n_val + n_test]] = 2
-    moved = 0
-    for _, members in pd.Series(np.arange(n)).groupby(texts.to_numpy()):
-        where = assignment[members.to_numpy()]
-        if len(set(where)) > 1:
-            target = Counter(where.tolist()).most_common(1)[0][0]  # ties: the first seen split
-            moved += int((where != target).sum())
-            assignment[members.to_numpy()] = target
-    if len(set(assignment)) < (3 if n_test else 2):
-        filled = "train, validation and test" if n_test else "train and validation"
-        raise TransferlabError(f"too few distinct plate strings to fill {filled} without leakage")
-    return assignment, moved
 
 
 def encode_labels(params: Params, dataset: Dataset, frame: pd.DataFrame) -> np.ndarray:
@@ -174,18 +93,3 @@ def run(params: Params) -> dict:
     write_json(METRICS_FILE, stats)
     label_counts(params.task, frame).to_csv(LABELS_FILE, index=False)
     return stats
-
-
-def read_meta(prepared_dir: str | Path) -> dict:
-    return read_stage_json(Path(prepared_dir) / META_FILE, "split")
-
-
-def load_split(prepared_dir: str | Path, name: str) -> SplitData:
-    """Memory-map one split of the prepared cache."""
-    folder = Path(prepared_dir)
-    read_meta(folder)
-    return SplitData(
-        images=np.load(folder / f"{name}_images.npy", mmap_mode="r"),
-        labels=np.load(folder / f"{name}_labels.npy"),
-        frame=pd.read_csv(folder / f"{name}.csv", dtype={"image_path": str, "label": str}, keep_default_na=False),
-    )

@@ -1,7 +1,7 @@
 """Stage ``train``: one transfer-learning variant, trained reproducibly and recorded in MLflow.
 
 The training itself (strategies, phases, the kept epoch) is the engine's
-(:mod:`transferlab.engine`), shared with tuning and the study; this stage loads the
+(:mod:`transferlab.training.engine`), shared with tuning and the study; this stage loads the
 augmented training set, records the run and writes the model and metrics.
 """
 
@@ -15,16 +15,18 @@ import keras
 import numpy as np
 import pandas as pd
 
-from transferlab import backend, engine
+from transferlab.training import backend
+
+from transferlab.training import engine
 from transferlab.config import Params
-from transferlab.data import ArrayData, load_prepared
+from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
-from transferlab.models import count_trainable
-from transferlab.plots import save_training_curves
-from transferlab.run_records import augmentation_label, log_dataset, variant_name
-from transferlab.stage_params import log_full_params, stage_params
-from transferlab.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels
-from transferlab.reader_pyfunc import log_pyfunc_model
+from transferlab.training.models import count_trainable
+from transferlab.evaluation.plots import save_training_curves
+from transferlab.tracking.records import augmentation_label, log_dataset, variant_name
+from transferlab.tracking.stage_params import log_full_params, stage_params
+from transferlab.inference.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels
+from transferlab.inference.reader_pyfunc import log_pyfunc_model
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics/train.json"
@@ -129,7 +131,7 @@ def run(params: Params) -> dict:
 def log_training_inputs(params: Params, data: ArrayData) -> None:
     """The training and validation sets as the run's MLflow dataset inputs (digests: the split's
     fingerprints; the training digest also names its augmentation, which changes its images)."""
-    from transferlab.split import read_meta
+    from transferlab.data.prepared import read_meta
 
     label = augmentation_label(params)
     digest = data.fingerprint if label == "aug0" else f"{data.fingerprint}-{label}"

@@ -157,6 +157,6 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
         raise TransferlabError(f"{path}: not valid YAML: {exc}") from None
     if raw is not None and not isinstance(raw, dict):
         raise TransferlabError(f"{path}: expected a mapping of sections at the top level")
-    from transferlab.formats import resolve_plates  # it reads data.source, which needs the parsed params
+    from transferlab.generate.formats import resolve_plates  # it reads data.source, which needs the parsed params
 
     return resolve_plates(parse_params(raw, str(path)))

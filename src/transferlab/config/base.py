@@ -18,7 +18,7 @@ FORMAT_DIGIT, FORMAT_LETTER, FORMAT_ANY = "#", "@", "*"
 # Rendered as visual separators only: they are never part of the label.
 FORMAT_SEPARATORS = " -"
 DEFAULT_FORMATS = ["@@@ ####"]
-# plates.alphabet / plates.slots / generate.formats: read from data.source's labels (transferlab.formats).
+# plates.alphabet / plates.slots / generate.formats: read from data.source's labels (transferlab.generate.formats).
 AUTO = "auto"
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -90,6 +90,6 @@ class EvaluateConfig(Section):
 
 class MlflowConfig(Section):
     """The MLflow experiment of the pipeline's runs (recorded in the repository's mlruns/ store, or in
-    team mode the server named by $TRANSFERLAB_TRACKING_URI: transferlab.team_store)."""
+    team mode the server named by $TRANSFERLAB_TRACKING_URI: transferlab.tracking.team_store)."""
 
     experiment: str = Field("transferlab", min_length=1)

@@ -13,7 +13,7 @@ trained (in memory, no per-variant data files) on the prepared split:
 Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
 ``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
 (:func:`report`, in :mod:`transferlab.study.verdict`) reads them back, computes effect sizes
-with 95 % intervals over seeds (:mod:`transferlab.stats`), withholds verdicts the evidence
+with 95 % intervals over seeds (:mod:`transferlab.evaluation.stats`), withholds verdicts the evidence
 cannot carry (:mod:`transferlab.study.evidence`), runs the diagnostics and writes
 ``<study.report>/report.md``, ``results.csv`` and the figures, also logged to MLflow.
 

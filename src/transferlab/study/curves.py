@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab import stats
+from transferlab.evaluation import stats
 from transferlab.config import StudyConfig
 from transferlab.study.evidence import (arm_interval, difference, learned, per_seed, premature_text, size_budget,
                                         summary_row)

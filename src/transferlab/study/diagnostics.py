@@ -1,4 +1,4 @@
-"""The diagnostics of :mod:`transferlab.diagnostics` run on a study's own variants.
+"""The diagnostics of :mod:`transferlab.evaluation.diagnostics` run on a study's own variants.
 
 The per-variant learning checks (flat monitored metric, one predicted class, memorisation,
 still improving) fire per cell when any seed fires, with the count of seeds; a check silent
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab import diagnostics as d
+from transferlab.evaluation import diagnostics as d
 from transferlab.config import Params, StudyConfig
 from transferlab.study.evidence import number_field
 from transferlab.tasks import task_for

@@ -5,17 +5,17 @@ learned state and at least one of them learned anything. Three gates, used by th
 (:mod:`transferlab.study.verdict`) before every "supported" claim and every recommendation:
 
 - **premature**: a variant still improving at its last epoch, or predicting one class for
-  (nearly) every validation image (:func:`transferlab.diagnostics.check_still_improving`,
-  :func:`transferlab.diagnostics.check_one_class`), had not finished learning: every
+  (nearly) every validation image (:func:`transferlab.evaluation.diagnostics.check_still_improving`,
+  :func:`transferlab.evaluation.diagnostics.check_one_class`), had not finished learning: every
   comparison involving its cell is withheld, with the evidence and a longer budget;
 - **near chance**: an arm whose 95 % interval over seeds does not clear
-  :func:`transferlab.stats.learned_level` (chance + ``MIN_SKILL`` of the way to perfect)
+  :func:`transferlab.evaluation.stats.learned_level` (chance + ``MIN_SKILL`` of the way to perfect)
   has not shown that it learned; two such arms are not compared;
 - **indistinguishable**: the best arm and the runner-up whose paired difference interval
   covers zero are not ranked.
 
 What would make an uninformative study informative is estimated from its own data-size
-curve (:func:`size_budget`) and seed spread (:func:`transferlab.stats.seeds_needed`).
+curve (:func:`size_budget`) and seed spread (:func:`transferlab.evaluation.stats.seeds_needed`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab import diagnostics as d
-from transferlab.stats import MIN_SKILL, Interval, difference_interval, learned_level, t_interval
+from transferlab.evaluation import diagnostics as d
+from transferlab.evaluation.stats import MIN_SKILL, Interval, difference_interval, learned_level, t_interval
 
 PLATE_METRICS = ("plate_accuracy", "char_accuracy")
 LONGER_FACTOR = 2  # a premature arm: suggest this multiple of the epochs it ran

@@ -20,7 +20,7 @@ from transferlab.study.sources import pretrain_sources
 
 def train_subset(n: int, size: int, seed: int) -> np.ndarray:
     """Indices of the seeded training subset (same seed and size: same images in every arm)."""
-    from transferlab.data import seeded_subset
+    from transferlab.data.arrays import seeded_subset
 
     return seeded_subset(n, size, seed)
 
@@ -28,7 +28,7 @@ def train_subset(n: int, size: int, seed: int) -> np.ndarray:
 def load_study_data(params: Params, study: StudyConfig):
     """The prepared split at the study's image size; fixed validation and test subsets (the
     same for every variant), the whole training split (subsets per variant)."""
-    from transferlab.data import load_prepared
+    from transferlab.data.arrays import load_prepared
 
     data = load_prepared(params, test=True)
     val = np.sort(np.random.default_rng(12345).permutation(len(data.y_val))[:study.val_size]) \
@@ -56,7 +56,8 @@ def variant_data(data, study: StudyConfig, variant: Variant):
 
 def _probe_variant(params: Params, study: StudyConfig, data, variant: Variant, log_metric) -> tuple[dict, pd.DataFrame]:
     """Linear probe on ImageNet features, and (for the domain gap) on random-init features."""
-    from transferlab import engine, probe
+    from transferlab.training import engine
+    from transferlab.training import probe
     from transferlab.augment import augment_images
 
     result: dict = {}
@@ -97,11 +98,11 @@ def _probe_variant(params: Params, study: StudyConfig, data, variant: Variant, l
 
 def _keras_variant(params: Params, study: StudyConfig, data, variant: Variant, log_metric) -> tuple[dict, pd.DataFrame]:
     """Train through the engine (the train stage's own), then score the kept weights on the test set."""
-    from transferlab import engine
+    from transferlab.training import engine
     from transferlab.augment import augment_images
-    from transferlab.diagnostics import trainable_batchnorm_layers
-    from transferlab.models import count_trainable
-    from transferlab.normalization import batchnorm_layers
+    from transferlab.evaluation.diagnostics import trainable_batchnorm_layers
+    from transferlab.training.models import count_trainable
+    from transferlab.training.normalization import batchnorm_layers
 
     vparams = variant_params(params, study, variant)
     cfg = vparams.train
@@ -130,7 +131,7 @@ def run_variant(params: Params, study: StudyConfig, data, variant: Variant,
     """Train and test one variant, as one MLflow run tagged with the study; write its folder
     (default ``variant.folder(study)``; DVC passes the output path it tracks)."""
     from transferlab import tracking
-    from transferlab.diagnostics import check_preprocessing
+    from transferlab.evaluation.diagnostics import check_preprocessing
 
     n_train = len(variant_data(data, study, variant).y_train)
     vparams = variant_params(params, study, variant)
@@ -219,7 +220,7 @@ def run_variants(params: Params, study: StudyConfig, selected: list[Variant] | N
 
 def compute_features(params: Params, study: StudyConfig, data=None) -> dict:
     """Cache pooled ImageNet and random-init features of the train and test splits (the probe's input)."""
-    from transferlab import probe
+    from transferlab.training import probe
 
     data = data or load_study_data(params, study)
     root = Path(study.output) / "features"

@@ -4,7 +4,7 @@ Reads the variants' results (:func:`transferlab.study.load_results`), marks the 
 that had not finished learning (:func:`transferlab.study_evidence.assess_variants`) and
 states only what the evidence carries: an effect is reported when both compared cells
 finished learning and at least one of them clearly learned (above
-:func:`transferlab.stats.learned_level`); the study recommends a strategy only when the best
+:func:`transferlab.evaluation.stats.learned_level`); the study recommends a strategy only when the best
 one learned and is distinguishable from the runner-up. Otherwise it says "premature" or
 "uninformative", why, and what budget would help. Writes ``<study.report>/report.md``,
 ``results.csv`` and the figures, also logged to MLflow.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab import stats
+from transferlab.evaluation import stats
 from transferlab.config import Params, StudyConfig
 from transferlab.io import write_json
 from transferlab.tasks import task_for
@@ -75,7 +75,7 @@ def _h1(cells: dict, metric: str, chance: float, unit: str) -> stats.Finding:
 
 
 def hypotheses(frame: pd.DataFrame, study: StudyConfig, metric: str, chance: float, unit: str) -> list:
-    """H1-H4 as :class:`transferlab.stats.Finding` sentences (``frame`` marked by assess_variants)."""
+    """H1-H4 as :class:`transferlab.evaluation.stats.Finding` sentences (``frame`` marked by assess_variants)."""
     fact = frame[frame["group"] == "factorial"]
     strengths = sorted(fact["augment"].unique())
     none, augmented = 0.0, [s for s in strengths if s > 0]
@@ -248,9 +248,9 @@ def _metric_columns(frame: pd.DataFrame, metric: str, unit: str) -> dict[str, st
 
 def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:
     """Answer H1-H4, rank the strategies, give the verdict, run the diagnostics; write the report."""
-    from transferlab import plots
+    from transferlab.evaluation import plots
     from transferlab.io import atomic_output_dir
-    from transferlab.split import read_meta
+    from transferlab.data.prepared import read_meta
 
     study = cfg or params.study
     meta = read_meta(params.split.output)

@@ -5,7 +5,7 @@ Every stage asks the task object of its configuration (``task_for(params.task)``
 head's shape, the Keras metrics, the monitored and headline metrics, how labels are read,
 encoded, split and counted, how predictions are scored, decoded and shown, instead of
 branching on the task's name. Only NumPy is imported here: the TensorFlow-free reader
-(:mod:`transferlab.runtime`) decodes through it.
+(:mod:`transferlab.inference.runtime`) decodes through it.
 """
 
 from __future__ import annotations

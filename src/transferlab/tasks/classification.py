@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab import metrics
+from transferlab.evaluation import metrics
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Task
 
@@ -48,7 +48,7 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------ data
 
     def load_frame(self, params, location: str, key: str, known_classes: list[str] | None):
-        from transferlab.datasets import read_class_manifest
+        from transferlab.data.datasets import read_class_manifest
 
         source = Path(location)
         frame = read_class_manifest(location, key, min_classes=1 if known_classes else 2)
@@ -74,7 +74,7 @@ class ClassificationTask(Task):
         return np.asarray([index[label] for label in labels], np.int64)
 
     def assign_splits(self, labels, val_fraction: float, test_fraction: float, rng) -> tuple[np.ndarray, int]:
-        from transferlab.split import stratified_assignment
+        from transferlab.data.assignment import stratified_assignment
 
         return stratified_assignment(labels, val_fraction, test_fraction, rng), 0
 
@@ -85,7 +85,7 @@ class ClassificationTask(Task):
         return Counter(labels)
 
     def listed_files(self, location) -> list:
-        from transferlab.datasets import class_image_files
+        from transferlab.data.datasets import class_image_files
 
         path = Path(location)
         return [file for _, file in class_image_files(path)] if path.is_dir() else []

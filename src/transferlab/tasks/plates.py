@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from transferlab import metrics
+from transferlab.evaluation import metrics
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Task
 
@@ -46,19 +46,19 @@ class PlateTask(Task):
         return layers.Concatenate(axis=1, name="slots")([layers.Reshape((1, num_classes))(b) for b in branches])
 
     def keras_metrics(self, pad_index: int | None) -> list:
-        from transferlab.models import CharAccuracy, PlateAccuracy
+        from transferlab.training.models import CharAccuracy, PlateAccuracy
 
         return [PlateAccuracy(), CharAccuracy(pad_index=pad_index)]
 
     # ------------------------------------------------------------------ data
 
     def codec(self, params):
-        from transferlab.plates import PlateCodec
+        from transferlab.data.plates import PlateCodec
 
         return PlateCodec.from_config(params.plates)
 
     def load_frame(self, params, location: str, key: str, known_classes: list[str] | None):
-        from transferlab.datasets import plate_csv_path, read_plate_manifest
+        from transferlab.data.datasets import plate_csv_path, read_plate_manifest
 
         codec = self.codec(params)
         frame = read_plate_manifest(location, codec, params.data.skip_invalid, key)
@@ -73,7 +73,7 @@ class PlateTask(Task):
         return self.codec(params).encode_many(list(labels))
 
     def assign_splits(self, labels, val_fraction: float, test_fraction: float, rng) -> tuple[np.ndarray, int]:
-        from transferlab.split import leakage_free_assignment
+        from transferlab.data.assignment import leakage_free_assignment
 
         assignment, moved = leakage_free_assignment(labels, val_fraction, test_fraction, rng)
         print(f"split: moved {moved} image(s) so that no plate string is in two splits")
@@ -87,14 +87,14 @@ class PlateTask(Task):
         return Counter("".join(labels))
 
     def split_meta(self, params) -> dict:
-        from transferlab.formats import plates_record
+        from transferlab.generate.formats import plates_record
 
         return {"plates": plates_record(params)}
 
     def listed_files(self, location) -> list:
         import pandas as pd
 
-        from transferlab.datasets import plate_csv_path
+        from transferlab.data.datasets import plate_csv_path
 
         csv = plate_csv_path(location)
         if not csv.is_file():

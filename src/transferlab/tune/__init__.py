@@ -8,7 +8,7 @@ What a trial is
     A copy of params.yaml with the trial's values (``augment.strength``,
     ``train.learning_rate``, ``train.unfreeze_depth``; optionally ``train.strategy``,
     ``train.backbone``, ``train.pretrained``), validated like params.yaml, and trained by the
-    training engine (:func:`transferlab.engine.fit`, the train stage's own) for ``tune.epochs`` (+
+    training engine (:func:`transferlab.training.engine.fit`, the train stage's own) for ``tune.epochs`` (+
     ``tune.finetune_epochs``). The training set is augmented in memory at the trial's
     strength exactly as the augment stage would (originals + ``augment.copies`` variants);
     nothing is written per trial. Trials train on a seeded subset of the training split

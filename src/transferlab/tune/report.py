@@ -96,7 +96,7 @@ def exp_run_command(values: dict[str, Any]) -> str:
 
 def chance_of(metric: str, classes: int, slots: int) -> float:
     """Accuracy of uniform guessing for a validation metric (NaN for a loss)."""
-    from transferlab.stats import plate_chance
+    from transferlab.evaluation.stats import plate_chance
 
     if metric.endswith("loss"):
         return float("nan")
@@ -105,13 +105,13 @@ def chance_of(metric: str, classes: int, slots: int) -> float:
 
 def unclear_winner(metric: str, best: float, second: float | None, val_images: int, chance: float,
                    second_trial: int | None = None) -> str | None:
-    """Why the best trial is not a clear winner (:func:`transferlab.stats.unclear_best`), or None.
+    """Why the best trial is not a clear winner (:func:`transferlab.evaluation.stats.unclear_best`), or None.
 
     The count is the validation images, also for character accuracy: a plate's characters are
     not independent trials, so counting images is the conservative choice. A loss has no
     interval from the validation count, so it is never called clear.
     """
-    from transferlab.stats import unclear_best
+    from transferlab.evaluation.stats import unclear_best
 
     if metric.endswith("loss"):
         return (f"ranked by {metric}, which has no interval from the validation count: chance and the runner-up "

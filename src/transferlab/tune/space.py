@@ -58,7 +58,7 @@ def block_counts(params: Params, cfg: TuneConfig) -> dict[str, int]:
     """Blocks of every backbone the study may use (the top of the unfreeze_depth range)."""
     import keras
 
-    from transferlab.backbones import build_backbone
+    from transferlab.training.backbones import build_backbone
 
     shape = (params.data.image_height, params.data.image_width, 3)
     names = cfg.search.backbone or [params.train.backbone]

@@ -34,7 +34,7 @@ def storage_url(cfg: TuneConfig, root: Path) -> str:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not Path(url.database).is_absolute():
         return "sqlite:///" + (root / url.database).as_posix()
-    from transferlab.team_store import database_uri
+    from transferlab.tracking.team_store import database_uri
 
     return database_uri(cfg.storage)
 

@@ -15,7 +15,7 @@ from transferlab.tune.space import config_of
 
 def load_tune_data(params: Params, cfg: TuneConfig | None = None):
     """The training and validation splits (the study's seeded subsets of them); never the test split."""
-    from transferlab.data import load_prepared, seeded_subset
+    from transferlab.data.arrays import load_prepared, seeded_subset
 
     cfg = config_of(params, cfg)
     data = load_prepared(params).subset(cfg.train_images, cfg.seed)
@@ -25,7 +25,7 @@ def load_tune_data(params: Params, cfg: TuneConfig | None = None):
 
 def data_fingerprints(params: Params) -> dict[str, str]:
     """Content hashes of the training and validation splits: a study is tied to its data."""
-    from transferlab.split import read_meta
+    from transferlab.data.prepared import read_meta
 
     fingerprints = read_meta(params.split.output)["fingerprints"]
     return {name: fingerprints[name] for name in ("train", "val")}
@@ -84,7 +84,7 @@ def train_trial(params: Params, data, trial, metric: str, log_metric: Callable[[
     its value is the validation metric of the kept weights."""
     import keras
 
-    from transferlab import engine
+    from transferlab.training import engine
 
     pruning = pruning_callback(trial, metric)
     try:

@@ -1,0 +1,143 @@
+"""Stage ``augment``: an imgaug pipeline whose every component scales with one strength.
+
+One knob (``augment.strength`` in [0, 1]) instead of a dozen makes "is augmentation too
+strong?" a one-dimensional question that a preview grid and a tuning study can answer.
+Strength 0 returns the images untouched; strength 1 is deliberately harsh (characters
+start to become illegible), which is the regime the original question probably hit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferlab.config import AugmentConfig, Params
+from transferlab.data.arrays import IMAGES_FILE, LABELS_FILE, POINTER_FILE
+from transferlab.augment.imgaug_compat import iaa
+from transferlab.io import atomic_output_dir, write_json
+from transferlab.data.prepared import load_split, read_meta
+
+PREVIEW_FILE = "preview.png"
+
+# Each component's range at strength 1; strength s multiplies every range by s.
+MAX_NOISE_SCALE = 0.12 * 255  # AdditiveGaussianNoise, as in the original question
+MAX_BLUR_SIGMA = 1.6
+MAX_ROTATE_DEGREES = 12.0
+MAX_SHEAR_DEGREES = 12.0
+MAX_SCALE_CHANGE = 0.15
+MAX_TRANSLATE = 0.08  # fraction of the image size
+MAX_PERSPECTIVE = 0.08
+MAX_CONTRAST_CHANGE = 0.6
+MAX_BRIGHTNESS_CHANGE = 0.5
+MAX_DROPOUT = 0.12  # fraction of pixels in coarse rectangles
+
+
+def build_pipeline(strength: float, seed: int) -> iaa.Sequential:
+    """The augmenter at ``strength`` (> 0), seeded so the same call gives the same images."""
+    s = float(strength)
+    pipeline = iaa.Sequential(
+        [
+            iaa.Affine(
+                rotate=(-MAX_ROTATE_DEGREES * s, MAX_ROTATE_DEGREES * s),
+                shear=(-MAX_SHEAR_DEGREES * s, MAX_SHEAR_DEGREES * s),
+                scale=(1 - MAX_SCALE_CHANGE * s, 1 + MAX_SCALE_CHANGE * s),
+                translate_percent=(-MAX_TRANSLATE * s, MAX_TRANSLATE * s),
+                mode="edge",  # replicate the border: black wedges would be an artefact no camera makes
+            ),
+            iaa.PerspectiveTransform(scale=(0.0, MAX_PERSPECTIVE * s), keep_size=True),
+            iaa.LinearContrast((1 - MAX_CONTRAST_CHANGE * s, 1 + MAX_CONTRAST_CHANGE * s)),
+            iaa.Multiply((1 - MAX_BRIGHTNESS_CHANGE * s, 1 + MAX_BRIGHTNESS_CHANGE * s)),
+            iaa.GaussianBlur(sigma=(0.0, MAX_BLUR_SIGMA * s)),
+            iaa.AdditiveGaussianNoise(scale=(0.0, MAX_NOISE_SCALE * s)),
+            iaa.CoarseDropout(p=(0.0, MAX_DROPOUT * s), size_percent=(0.05, 0.2)),
+        ]
+    )
+    # seed_ reseeds every child; a seed given to Sequential alone would leave the
+    # children drawing from imgaug's global generator (not reproducible).
+    pipeline.seed_(seed)
+    return pipeline
+
+
+def augment_images(images: np.ndarray, strength: float, seed: int) -> np.ndarray:
+    """Augment a uint8 batch (N, H, W, 3) in memory; strength 0 returns the input unchanged.
+
+    This is the function the tuning stage calls per trial and epoch, without writing files.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if strength == 0.0 or len(images) == 0:
+        return images
+    return np.asarray(build_pipeline(strength, seed)(images=np.ascontiguousarray(images)), dtype=np.uint8)
+
+
+def augmented_training_set(images: np.ndarray, labels: np.ndarray, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """The originals followed by ``cfg.copies`` augmented variants of each, with provenance."""
+    parts, label_parts, rows = [np.asarray(images)], [labels], []
+    rows.append(pd.DataFrame({"source_index": np.arange(len(images)), "copy": 0}))
+    for copy in range(1, cfg.copies + 1 if cfg.strength > 0 else 1):
+        parts.append(augment_images(np.asarray(images), cfg.strength, seed=cfg.seed + copy))
+        label_parts.append(labels)
+        rows.append(pd.DataFrame({"source_index": np.arange(len(images)), "copy": copy}))
+        print(f"augment: copy {copy}/{cfg.copies} done ({len(images)} images)")
+    return np.concatenate(parts), np.concatenate(label_parts), pd.concat(rows, ignore_index=True)
+
+
+def save_preview(images: np.ndarray, cfg: AugmentConfig, path: str | Path) -> None:
+    """A grid: the same training images (rows) at every preview strength (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = np.asarray(images[: cfg.preview_images])
+    strengths = cfg.preview_strengths
+    height, width = picks.shape[1:3]
+    cell_width = 2.2  # inches; the cell height follows the images' aspect ratio
+    fig, axes = plt.subplots(len(picks), len(strengths), squeeze=False,
+                             figsize=(len(strengths) * cell_width, len(picks) * (cell_width * height / width + 0.1) + 0.6))
+    for col, strength in enumerate(strengths):
+        variants = augment_images(picks, strength, seed=cfg.seed)
+        for row, image in enumerate(variants):
+            ax = axes[row][col]
+            ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                marker = " (used)" if strength == cfg.strength else ""
+                ax.set_title(f"strength {strength:g}{marker}", fontsize=9)
+    fig.suptitle(f"Augmentation preview; this run uses strength {cfg.strength:g}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def writes_copies(cfg: AugmentConfig) -> bool:
+    """Whether the training set gets augmented copies (``copies`` > 0 at a strength above 0)."""
+    return cfg.copies > 0 and cfg.strength > 0
+
+
+def run(params: Params) -> dict:
+    """Write the augmented training set (or, with nothing to augment, a pointer) and the preview grid.
+
+    Without copies the training set is the prepared split itself: a second copy of its
+    arrays would only double the disk and DVC cache, so :data:`POINTER_FILE` names the split
+    (and its fingerprint) and :func:`transferlab.data.arrays.load_prepared` follows it.
+    """
+    cfg = params.augment
+    train = load_split(params.split.output, "train")
+    images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)
+    with atomic_output_dir(cfg.output) as out:
+        if writes_copies(cfg):
+            np.save(out / IMAGES_FILE, images)
+            np.save(out / LABELS_FILE, labels)
+        else:
+            fingerprint = read_meta(params.split.output)["fingerprints"]["train"]
+            write_json(out / POINTER_FILE, {"split": str(params.split.output), "fingerprint": fingerprint})
+        provenance.to_csv(out / "train.csv", index=False)
+        save_preview(train.images, cfg, out / PREVIEW_FILE)
+        summary = {"strength": cfg.strength, "copies": cfg.copies, "train_images": len(images)}
+        write_json(out / "summary.json", summary)
+    print(f"augment: wrote {len(images)} training images (strength {cfg.strength:g}, {cfg.copies} copies)")
+    return summary

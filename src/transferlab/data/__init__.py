@@ -1,0 +1,1 @@
+"""Reading datasets: manifests, images, the plate codec, the prepared split and training arrays."""

@@ -1,0 +1,1 @@
+"""Scoring and reporting: metrics, intervals, diagnostics, figures and evaluation records."""

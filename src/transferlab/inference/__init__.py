@@ -1,0 +1,1 @@
+"""Reading plates with a trained model: decoding, the Keras and exported readers, export."""

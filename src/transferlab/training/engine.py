@@ -1,0 +1,276 @@
+"""The training engine: the one place where a model is built, trained, its kept weights chosen
+and scored. The ``train`` stage, tuning trials and study variants all call :func:`fit` and
+:func:`score`, so a fix made here holds on every path and the paths cannot disagree.
+
+Strategies (``train.strategy``), what practitioners actually do:
+- ``scratch``: random initial weights, everything trainable;
+- ``frozen``: feature extraction; the backbone is frozen and only the new head learns;
+- ``finetune``: the head first with the backbone frozen (a random head trained jointly
+  with an unfrozen backbone wrecks the pretrained features), then the top
+  ``unfreeze_depth`` blocks at ``finetune_lr_factor`` x the rate;
+- ``full``: everything trainable from the start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from transferlab.training import backend
+from transferlab.training.backbones import build_backbone
+from transferlab.config import Params
+from transferlab.data.arrays import ArrayData
+from transferlab.errors import TransferlabError
+from transferlab.training.models import build_model, count_trainable, set_backbone_trainable
+from transferlab.training.normalization import adapt_batchnorm_momentum
+from transferlab.training.selection import EpochSelector, Selection
+
+LogMetric = Callable[[dict, int], None]
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def seed_everything(seed: int) -> None:
+    """Same params and seed -> same weights, batches and metrics on the CPU.
+
+    Op determinism makes TensorFlow pick deterministic kernels; on a GPU a few ops have
+    none and raise instead, and results still differ between CPU models and library versions.
+    """
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def learning_rate_for(cfg, base_rate: float, epochs: int, train_size: int):
+    """A constant rate, or a cosine decay to zero over the phase (no tuning of a decay step)."""
+    if cfg.lr_schedule == "constant":
+        return base_rate
+    steps = epochs * max(1, -(-train_size // cfg.batch_size))
+    return keras.optimizers.schedules.CosineDecay(base_rate, decay_steps=steps)
+
+
+def compile_model(model: keras.Model, data: ArrayData, learning_rate, label_smoothing: float) -> None:
+    """Per-slot categorical cross-entropy (the mean over slots) and per-image metrics."""
+    metrics = data.kind.keras_metrics(data.pad_index)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=metrics,
+        jit_compile=backend.JIT_COMPILE,  # XLA off on a TensorFlow CPU (measured ~6x slower), jit on JAX
+    )
+
+
+def initialise_from(model: keras.Model, path: str) -> int:
+    """Copy weights from an earlier run's model wherever layer names and shapes match.
+
+    In-domain transfer (e.g. synthetic plates -> the user's real plates) reuses the whole
+    backbone and, when the alphabet and slots match, the head too.
+    """
+    source_path = Path(path)
+    if not source_path.is_file():
+        raise TransferlabError(f"train.init_from: {path}: model file not found")
+    source = keras.models.load_model(source_path, compile=False)
+    source_layers = {layer.name: layer for layer in source._flatten_layers(include_self=False)}
+    copied = 0
+    for layer in model._flatten_layers(include_self=False):
+        match = source_layers.get(layer.name)
+        if match is None or not layer.weights or isinstance(layer, keras.Model):
+            continue
+        if [w.shape for w in match.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(match.get_weights())
+            copied += 1
+    if not copied:
+        raise TransferlabError(f"train.init_from: {path}: no layer matches this model (different backbone?)")
+    print(f"train: initialised {copied} layers from {path}")
+    return copied
+
+
+def build(params: Params, data: ArrayData):
+    """Backbone (ImageNet or random weights) + the task's head, optionally from an earlier model."""
+    cfg = params.train
+    backbone = build_backbone(cfg.backbone, tuple(data.x_train.shape[1:]), cfg.pretrained)
+    model = build_model(backbone, data.task, data.slots, data.num_classes, cfg.head_units, cfg.dropout,
+                        cfg.head_pooling)
+    if cfg.init_from:
+        initialise_from(model, cfg.init_from)
+    return backbone, model
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Per epoch: the history row, MLflow/DVC metrics, one terminal line with ETA, and the
+    kept-epoch bookkeeping (weights snapshot when the epoch is the best so far, early stop)."""
+
+    def __init__(self, trainer: Trainer, phase: str):
+        super().__init__()
+        self.trainer, self.phase = trainer, phase
+        self.started = time.monotonic()
+        self.first_epoch = trainer.epochs_done
+
+    def on_epoch_end(self, epoch, logs=None):
+        t = self.trainer
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        step = self.first_epoch + epoch + 1
+        t.history.append({"epoch": step, "phase": self.phase, **logs})
+        t.log_metric(logs, step)
+        if t.selector.update(logs):
+            t.kept_weights = t.model.get_weights()
+        elapsed = time.monotonic() - self.started
+        remaining = elapsed / (epoch + 1) * (t.total_epochs - step)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if "accuracy" in k or k.endswith("loss"))
+        if t.verbose:
+            print(f"train: epoch {step}/{t.total_epochs} [{self.phase}] {shown}  ETA {remaining:.0f}s", flush=True)
+        if t.selector.should_stop():
+            if t.verbose:
+                print(f"train: early stop: no better {t.selector.monitor} for {t.selector.patience} epochs")
+            self.model.stop_training = True
+
+
+class Trainer:
+    """Runs the phases of one strategy on one model, sharing the history and the kept-epoch choice."""
+
+    def __init__(self, params: Params, data: ArrayData, model: keras.Model, backbone, log_metric: LogMetric,
+                 backup_root: Path | None = None, extra_callbacks: list | None = None, verbose: bool = True):
+        """``backup_root``: where epoch checkpoints let an interrupted run resume (None: no
+        checkpoints, e.g. tuning trials); ``extra_callbacks`` join every phase (e.g. pruning)."""
+        self.params, self.data, self.model, self.backbone = params, data, model, backbone
+        self.log_metric, self.backup_root = log_metric, backup_root
+        self.extra_callbacks, self.verbose = list(extra_callbacks or []), verbose
+        cfg = params.train
+        self.history: list[dict] = []
+        self.epochs_done = 0
+        self.selector = EpochSelector(data.kind.monitored_metric, patience=cfg.early_stopping_patience)
+        self.kept_weights: list | None = None
+        finetuning = cfg.strategy == "finetune" and cfg.unfreeze_depth > 0
+        self.total_epochs = cfg.epochs + (cfg.finetune_epochs if finetuning else 0)
+
+    def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
+        found = [EpochReporter(self, phase), *self.extra_callbacks]
+        if self.backup_root is not None:
+            found.append(keras.callbacks.BackupAndRestore(str(self.backup_root / phase), delete_checkpoint=True))
+        return found
+
+    def fit(self, model: keras.Model, phase: str, epochs: int, learning_rate: float, x_train, x_val) -> None:
+        cfg = self.params.train
+        compile_model(model, self.data, learning_rate_for(cfg, learning_rate, epochs, len(x_train)),
+                      cfg.label_smoothing)
+        if self.verbose:
+            print(f"train: phase {phase}: {count_trainable(model):,} trainable weights, learning rate {learning_rate:g}")
+        before = len(self.history)
+        self.selector.new_phase()
+        k = self.data.num_classes
+        model.fit(x_train, one_hot(self.data.y_train, k), validation_data=(x_val, one_hot(self.data.y_val, k)),
+                  epochs=epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0, callbacks=self.callbacks(phase))
+        self.epochs_done += len(self.history) - before
+
+    def fit_head_on_cached_features(self, epochs: int) -> None:
+        """Frozen backbone, no per-epoch augmentation: features once, then only the head trains.
+
+        The backbone's output cannot change while it is frozen, so running it every epoch
+        only repeats work; the head sees exactly the same inputs either way.
+        """
+        extractor = self.backbone.model  # the head starts at the backbone's feature map
+        started = time.monotonic()
+        batch = self.params.train.batch_size
+        f_train = extractor.predict(self.data.x_train, batch_size=batch, verbose=0)
+        f_val = extractor.predict(self.data.x_val, batch_size=batch, verbose=0)
+        if self.verbose:
+            print(f"train: cached backbone features of {len(f_train) + len(f_val)} images "
+                  f"in {time.monotonic() - started:.1f}s")
+        self.fit(self.model.get_layer("head"), "head", epochs, self.params.train.learning_rate, f_train, f_val)
+
+    def run(self) -> Selection:
+        """Train every phase of the strategy; put back the kept epoch's weights; say which and why."""
+        cfg = self.params.train
+        x_train, x_val = self.data.x_train, self.data.x_val
+        steps = max(1, -(-len(x_train) // cfg.batch_size))
+        adapt_batchnorm_momentum(self.model, steps)
+        if cfg.strategy in ("scratch", "full"):
+            self.fit(self.model, "all", cfg.epochs, cfg.learning_rate, x_train, x_val)
+        else:
+            set_backbone_trainable(self.backbone, 0, bn_trainable=False)
+            if cfg.cache_features:
+                self.fit_head_on_cached_features(cfg.epochs)
+            else:
+                self.fit(self.model, "head", cfg.epochs, cfg.learning_rate, x_train, x_val)
+            if cfg.strategy == "finetune" and cfg.unfreeze_depth > 0 and cfg.finetune_epochs > 0:
+                set_backbone_trainable(self.backbone, cfg.unfreeze_depth, cfg.bn_trainable)
+                self.fit(self.model, "finetune", cfg.finetune_epochs, cfg.learning_rate * cfg.finetune_lr_factor,
+                         x_train, x_val)
+        selection = self.selector.selection()
+        if selection.restored and self.kept_weights is not None:
+            self.model.set_weights(self.kept_weights)
+        self.kept_weights = None
+        if self.verbose:
+            print(f"train: kept epoch {selection.kept_epoch} of {selection.epochs}: {selection.reason}")
+        return selection
+
+
+@dataclass
+class FitResult:
+    model: keras.Model
+    backbone: object
+    history: list[dict]
+    selection: Selection
+    seconds: float
+
+    @property
+    def epochs(self) -> int:
+        return self.selection.epochs
+
+
+def fit(params: Params, data: ArrayData, log_metric: LogMetric | None = None, backup_root: Path | None = None,
+        extra_callbacks: list | None = None, verbose: bool = True, on_trainer=None) -> FitResult:
+    """Build the configured variant, train it, keep the selected epoch's weights.
+
+    ``on_trainer`` receives the :class:`Trainer` before training (e.g. for a pruning callback
+    that needs its epoch count).
+    """
+    seed_everything(params.train.seed)
+    backbone, model = build(params, data)
+    trainer = Trainer(params, data, model, backbone, log_metric or (lambda logs, step: None), backup_root,
+                      extra_callbacks, verbose)
+    if on_trainer is not None:
+        on_trainer(trainer)
+    started = time.monotonic()
+    selection = trainer.run()
+    seconds = time.monotonic() - started
+    compile_model(model, data, params.train.learning_rate, params.train.label_smoothing)  # the head may have trained alone
+    return FitResult(model, backbone, trainer.history, selection, seconds)
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+
+
+SCORED = ("plate_accuracy", "char_accuracy", "slot_accuracy", "accuracy", "macro_f1", "loss")
+
+
+def score(data: ArrayData, labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """The headline metrics of predicted probabilities, per image over the whole set.
+
+    Adds ``majority_fraction``: the share of images given the single most frequent
+    prediction (1.0 = one class, or one plate string, for every image).
+    """
+    from transferlab.evaluation import metrics
+    from transferlab.evaluation.diagnostics import majority_fraction
+
+    task = data.kind
+    values = task.report_scalars(task.report(labels, probs, data.classes, data.pad_char, 0), "", data.classes)
+    found = {k: float(v) for k, v in values.items() if k in SCORED}
+    if len(labels):
+        found["majority_fraction"] = majority_fraction(metrics.predicted_indices(probs))
+    return found
+
+
+def score_model(model: keras.Model, data: ArrayData, images: np.ndarray, labels: np.ndarray,
+                batch_size: int) -> dict[str, float]:
+    return score(data, labels, predict(model, images, batch_size))
