@@ -112,38 +112,45 @@ class Worker:
     current: Attempt | None = None
 
     def run_trials(self) -> None:
-        """Run trials until :meth:`done`; every trial is reported, repeated failures stop the study."""
-        while not self.done():
-            trial = self.run_one()
-            self.report(trial)
-            self.check_failures(trial)
+        """Optuna's own loop: ``study.optimize`` with ``tune.timeout``, this worker's
+        ``max_trials`` and a ``MaxTrialsCallback`` that stops every worker once the study has
+        ``tune.n_trials`` complete, pruned or running trials. Every trial is reported, and
+        repeated failures stop the study (:meth:`after_trial`)."""
+        import optuna
+        from optuna.study import MaxTrialsCallback
+        from optuna.trial import TrialState
 
-    def done(self) -> bool:
-        """Whether to stop before the next trial (a pending interrupt raises here)."""
+        if self.study_is_full():
+            return
+        enough = MaxTrialsCallback(self.cfg.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                              TrialState.RUNNING))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.optimize(self.objective, n_trials=self.max_trials, timeout=self.cfg.timeout,
+                                catch=(Exception,), callbacks=[self.after_trial, enough])  # train_trial frees the model
+        if self.study_is_full():
+            return
+        if self.max_trials is not None and self.ran >= self.max_trials:
+            print(f"tune: this worker ran its {self.max_trials} trial(s)")
+        elif self.cfg.timeout is not None and time.monotonic() - self.started >= self.cfg.timeout:
+            print(f"tune: timeout ({self.cfg.timeout:g}s) reached; run again to continue the study")
+
+    def study_is_full(self) -> bool:
+        """Whether the study has its trials (a pending interrupt raises here; trials of dead
+        workers are failed first, so that they do not count)."""
         raise_lost_interrupt()
         fail_orphaned_trials(self.study, self.identity)
         counts = count_trials(self.study)
-        if counts.finished + counts.running >= self.cfg.n_trials:
-            return True
-        if self.max_trials is not None and self.ran >= self.max_trials:
-            print(f"tune: this worker ran its {self.max_trials} trial(s)")
-            return True
-        if self.cfg.timeout is not None and time.monotonic() - self.started >= self.cfg.timeout:
-            print(f"tune: timeout ({self.cfg.timeout:g}s) reached; run again to continue the study")
-            return True
-        return False
+        return counts.finished + counts.running >= self.cfg.n_trials
 
-    def run_one(self):
-        """One trial through Optuna (which records its state); returns the finished trial."""
-        import optuna
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.optimize(self.objective, n_trials=1, catch=(Exception,))  # train_trial frees the model
+    def after_trial(self, study, trial) -> None:  # noqa: ARG002 - Optuna's callback signature
+        """Optuna's callback after every trial of this worker: report it, count failures."""
         self.ran += 1
-        trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == self.current.number)
         self.durations.append(trial_seconds(trial))
-        return trial
+        self.report(trial)
+        self.check_failures(trial)
+        raise_lost_interrupt()
+        fail_orphaned_trials(self.study, self.identity)
 
     def objective(self, trial) -> float:
         """Optuna's objective: the trial's value; remembers why it failed, if it did."""
