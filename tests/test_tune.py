@@ -154,6 +154,19 @@ def test_tiny_study_trains_prunes_and_records_nested_mlflow_runs(project, name, 
     assert command.startswith("dvc exp run -S augment.strength=") and "-S train.learning_rate=" in command
 
 
+def test_timeout_starts_no_new_trial_and_a_second_run_continues_the_study(project, name, monkeypatch, capsys):
+    def slow_trial(*args):
+        time.sleep(0.3)
+        return fake_train_trial(*args)
+
+    monkeypatch.setattr(tune_runner, "train_trial", slow_trial)
+    tune.run(params_for(project), config(name, n_trials=4, timeout=0.1))
+    assert "timeout (0.1s) reached; run again to continue the study" in capsys.readouterr().out
+    assert len(load_study(project, name).trials) == 1  # started before the timeout, then no other
+    tune.run(params_for(project), config(name, n_trials=4))
+    assert [t.state for t in load_study(project, name).trials] == [TrialState.COMPLETE] * 4
+
+
 def test_pruned_trial_is_recorded_as_pruned_and_the_parent_gets_plots(project, name, monkeypatch):
     monkeypatch.setattr(tune_runner, "train_trial", fake_train_trial)
     monkeypatch.setattr(tune_runner, "make_pruner", lambda cfg, max_epochs: PruneTrial(1))
