@@ -115,15 +115,16 @@ def frozen_speedup(params, data: ArrayData, epochs: int) -> None:
             trainer.run()
             seconds = time.perf_counter() - started
         metrics[cached] = score_model(model, data, data.x_val, data.y_val, p.train.batch_size)
-        later = float(np.median(timer.times[1:])) if len(timer.times) > 1 else timer.times[0]
+        later = float(np.mean(timer.times[1:])) if len(timer.times) > 1 else timer.times[0]
         results[cached], measured[cached] = (seconds - sum(timer.times), timer.times[0], later), seconds
         print(f"[frozen] {'cached features' if cached else 'backbone every epoch'}: {seconds:.1f}s for {epochs} epochs "
-              f"(outside epochs {results[cached][0]:.1f}s, first epoch {timer.times[0]:.1f}s, then {later:.2f}s each); "
+              f"(outside epochs {results[cached][0]:.1f}s, first epoch {timer.times[0]:.1f}s, "
+              f"then {later:.2f}s an epoch on average); "
               f"val char accuracy {metrics[cached]['char_accuracy']:.4f}, val loss {metrics[cached]['loss']:.6f}")
     print(f"[frozen] speed-up of cached features: {measured[False] / measured[True]:.1f}x (target >= 10x); "
           f"identical validation metrics: {metrics[True] == metrics[False]}")
 
-    def wall(cached: bool, n: int) -> float:  # outside + first epoch + (n - 1) typical epochs
+    def wall(cached: bool, n: int) -> float:  # outside + first epoch + (n - 1) average epochs; n = epochs: measured
         outside, first, later = results[cached]
         return outside + first + (n - 1) * later
 
