@@ -37,7 +37,7 @@ def pooled_features(extractor, images: np.ndarray, batch_size: int = 64) -> np.n
     if len(images) == 0:
         channels = int(extractor.output.shape[-1])
         return np.zeros((0, channels), np.float32)
-    from transferlab.engine import feature_pass  # the frozen head's feature pass: one trace, fixed-size batches
+    from transferlab.training.engine import feature_pass  # the frozen head's feature pass: one trace, fixed-size batches
 
     maps = feature_pass(extractor, images, batch_size)
     return maps.mean(axis=(1, 2)) if maps.ndim == 4 else maps
