@@ -240,33 +240,52 @@ def compute_features(params: Params, study: StudyConfig, data=None) -> dict:
 # --------------------------------------------------------------------------- the report
 
 
-def load_results(study: StudyConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def load_results(study: StudyConfig, params: Params | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Results of the variants of the current grid (a table) and their histories by ``group/key``.
 
     Every ``result.json`` under ``<output>/variants`` is read (DVC names the folders, the
     in-process runner too); rows outside the current grid (removed list values) are left out.
+    A variant found in two folders (DVC writes ``aug0.0`` where the runner writes ``aug0``)
+    counts once: the result whose settings hash matches ``params`` and the prepared data, and
+    among equals the first folder in sorted order, never the newer file.
     """
-    wanted = {(v.group, v.key) for v in variants(study)}
-    rows, histories = {}, {}
+    grid = {(v.group, v.key): v for v in variants(study)}
+    fingerprint = _train_fingerprint(params)
+    found: dict[tuple, list[tuple[dict, Path]]] = {}
     root = Path(study.output) / "variants"
     for path in sorted(root.glob(f"*/*/{RESULT_FILE}")) if root.is_dir() else []:
         result = read_json(path)
         key = (result.get("group"), result.get("key"))
-        if key not in wanted:
-            continue
-        if key in rows and path.stat().st_mtime < rows[key][1]:
-            continue  # the same variant run twice (DVC and in-process): the newer one counts
-        rows[key] = (result, path.stat().st_mtime)
+        if key in grid:
+            found.setdefault(key, []).append((result, path))
+    rows, histories = [], {}
+    for key, candidates in found.items():
+        current = [] if params is None or fingerprint is None else \
+            [c for c in candidates if c[0].get("hash") == variant_hash(params, study, grid[key], fingerprint)]
+        result, path = (current or candidates)[0]
+        rows.append(result)
         try:
             histories[f"{key[0]}/{key[1]}"] = pd.read_csv(path.parent / HISTORY_FILE)
         except (pd.errors.EmptyDataError, FileNotFoundError):
             histories[f"{key[0]}/{key[1]}"] = pd.DataFrame()
-    missing = sorted(wanted - set(rows))
+    missing = sorted(set(grid) - set(found))
     if missing:
         raise TransferlabError(f"{len(missing)} variant(s) of the study have no result yet (first: "
                                f"{missing[0][0]}/{missing[0][1]}): run them first (dvc repro study/dvc.yaml, "
                                "or transferlab study)")
-    return pd.DataFrame([row for row, _ in rows.values()]), histories
+    return pd.DataFrame(rows), histories
+
+
+def _train_fingerprint(params: Params | None) -> str | None:
+    """The prepared training split's fingerprint, which every variant's settings hash includes."""
+    if params is None:
+        return None
+    from transferlab.data.prepared import read_meta
+
+    try:
+        return read_meta(params.split.output)["fingerprints"]["train"]
+    except (TransferlabError, KeyError):
+        return None
 
 
 def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:
