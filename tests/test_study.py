@@ -395,3 +395,37 @@ def test_a_variant_found_twice_counts_by_its_settings_not_by_the_newer_file(tiny
     assert frame["test_char_accuracy"].tolist() == [0.25]
     frame, _ = study.load_results(cfg)  # without params: the first folder in sorted order, not the newest
     assert frame["test_char_accuracy"].tolist() == [0.25]
+
+
+@pytest.mark.parametrize("changes", [{}, {"arms": ["scratch", "full", "probe"], "augment_strengths": [0.0, 0.3],
+                                          "strategies": ["probe", "finetune", "frozen"], "train_sizes": [50, 300],
+                                          "size_seeds": [0, 1], "sources": ["none", "imagenet", "synthetic"],
+                                          "source_strategies": ["full"], "seeds": [0, 1]}])
+def test_the_dvc_matrix_runs_exactly_the_grid_the_report_reads(tmp_path, changes):
+    """One grid: study/dvc.yaml's matrix stages, expanded by DVC from params.yaml, are the
+    variants the runner and the report expect (params.yaml's study, and a fuller one)."""
+    import shlex
+    import shutil
+    import subprocess
+
+    import yaml
+    from dvc.repo import Repo
+
+    from transferlab.study.grid import variants
+
+    repo_root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    raw["study"].update(changes)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "study").mkdir()
+    shutil.copy(repo_root / "study/dvc.yaml", tmp_path / "study/dvc.yaml")
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    expanded = set()
+    for stage in Repo(str(tmp_path)).index.stages:
+        args = shlex.split(str(stage.cmd))
+        if "stages/study_variant.py" in args:
+            group, arm, augment, size, seed = args[2:7]
+            expanded.add((group, arm, float(augment), int(size), int(seed), args[8] if len(args) > 8 else ""))
+    grid = {(v.group, v.arm, v.augment, v.train_size, v.seed, v.source)
+            for v in variants(StudyConfig(**raw["study"]))}
+    assert expanded == grid and len(grid) > 1
