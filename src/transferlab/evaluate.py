@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.inference import export
-
-from transferlab.evaluation import metrics
 from transferlab.config import EvaluateConfig, Params
+from transferlab.evaluation import metrics
 from transferlab.evaluation.outputs import (breakdown_frame, confusion_pairs, predictions_frame, save_figures,
                                           write_report)
 from transferlab.errors import TransferlabError
+from transferlab.inference import export
 from transferlab.io import atomic_output_dir, read_json, write_json
 from transferlab.data.prepared import load_split, read_meta
 from transferlab.tasks import task_for
@@ -66,14 +65,6 @@ class Evaluation:
     report: metrics.PlateReport | metrics.ClassificationReport
     probs: np.ndarray
     texts: list[str] = field(default_factory=list)  # predicted text / class name per image
-
-
-def main_metric(task: str) -> str:
-    return task_for(task).main_metric
-
-
-def compared_metrics(task: str) -> list[str]:
-    return list(task_for(task).compared_metrics)
 
 
 def augmented_row(strength: float, scalars: dict[str, float], task: str) -> dict[str, float]:
@@ -147,7 +138,7 @@ def single_image_latency(model, image: np.ndarray, calls: int, warmup: int = 3) 
 def generalisation_gaps(train_metrics: dict, test_scalars: dict, task: str) -> dict[str, float]:
     """train - val, val - test and train - test of each accuracy reported by train and evaluate."""
     gaps: dict[str, float] = {}
-    for name in compared_metrics(task):
+    for name in task_for(task).compared_metrics:
         train, val, test = (train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}"),
                             test_scalars.get(f"{PREFIX}{name}"))
         if train is not None and val is not None:
@@ -172,7 +163,7 @@ def diagnosis(task: str, train_metrics: dict, scalars: dict, n_test: int, n_val:
     trained without (``augment.copies: 0`` or strength 0): ``augment.strength`` then names
     no training condition, and no strength is called the training strength.
     """
-    name = main_metric(task)
+    name = task_for(task).main_metric
     test = scalars[f"{PREFIX}{name}"]
     train, val = train_metrics.get(f"train_{name}"), train_metrics.get(f"val_{name}")
     lines = [f"test {name.replace('_', ' ')}: {test:.3f} on {n_test} images (± {sampling_error(test, n_test):.3f} standard error)"]
@@ -271,7 +262,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     probs, seconds = timed_predict(evaluator, images)
     evaluation = evaluator.score(test.labels, probs)
     scalars = evaluator.scalars(evaluation)
-    name = main_metric(params.task)
+    name = params.kind.main_metric
     print(f"evaluate: test {name} {scalars[PREFIX + name]:.4f} ({evaluation.report.wrong} wrong of "
           f"{evaluation.report.images})", flush=True)
 
@@ -292,7 +283,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
         view = augment_images(images, strength, cfg.augment_seed)
         aug = evaluator.score(test.labels, evaluator.predict(view))
         aug_scalars = aug.report.scalars()
-        for m in compared_metrics(params.task):
+        for m in params.kind.compared_metrics:
             scalars[f"{PREFIX}{strength_key(strength)}_{m}"] = aug_scalars[m]
         augmented_rows.append(augmented_row(strength, aug_scalars, params.task))
         augmented_views.append((strength, view, aug.texts))

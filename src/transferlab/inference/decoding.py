@@ -15,7 +15,7 @@ Confidence of a plate = the product of its per-slot maximum probabilities (see
 :mod:`transferlab.evaluation.metrics`); ``char_confidences`` lists the maximum probability of each
 character of the text read (pad slots are left out of the list but not of the product).
 
-Only NumPy and OpenCV are imported here: the reader of exported models
+Only NumPy, OpenCV and the task objects (NumPy only) are imported here: the reader of exported models
 (:mod:`transferlab.inference.runtime`) starts in a fraction of a second because of it.
 """
 
