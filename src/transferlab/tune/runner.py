@@ -136,12 +136,16 @@ class Worker:
             print(f"tune: timeout ({self.cfg.timeout:g}s) reached; run again to continue the study")
 
     def study_is_full(self) -> bool:
-        """Whether the study has its trials (a pending interrupt raises here; trials of dead
-        workers are failed first, so that they do not count)."""
-        raise_lost_interrupt()
-        fail_orphaned_trials(self.study, self.identity)
+        """Whether the study has its trials (after :meth:`settle`)."""
+        self.settle()
         counts = count_trials(self.study)
         return counts.finished + counts.running >= self.cfg.n_trials
+
+    def settle(self) -> None:
+        """Between trials: raise a pending interrupt, and fail the trials of dead workers (so
+        that they do not count as running)."""
+        raise_lost_interrupt()
+        fail_orphaned_trials(self.study, self.identity)
 
     def after_trial(self, study, trial) -> None:  # noqa: ARG002 - Optuna's callback signature
         """Optuna's callback after every trial of this worker: report it, count failures."""
@@ -149,8 +153,7 @@ class Worker:
         self.durations.append(trial_seconds(trial))
         self.report(trial)
         self.check_failures(trial)
-        raise_lost_interrupt()
-        fail_orphaned_trials(self.study, self.identity)
+        self.settle()  # before MaxTrialsCallback counts
 
     def objective(self, trial) -> float:
         """Optuna's objective: the trial's value; remembers why it failed, if it did."""
