@@ -370,19 +370,17 @@ def test_a_study_of_sources_pretrains_once_and_reports_each_source(tiny_project)
     study.run_all(params, cfg)  # every variant and the pretrained source are reused
 
 
-def test_a_variant_found_twice_counts_by_its_settings_not_by_the_newer_file(tiny_project, monkeypatch):
+def test_a_variant_found_twice_counts_by_its_settings_not_by_the_newer_file(tiny_project):
     """DVC writes ``aug0.0`` where the in-process runner writes ``aug0``: the result whose settings
     hash matches the current params counts, even when the other file is newer."""
     import os
 
     from transferlab.study import grid as study_grid
-    from transferlab.study import runner as study_runner
 
     root = tiny_project
     params = tiny_params(root)
     cfg = tiny_study(root, arms=["scratch"], seeds=[0])
     (variant,) = study_grid.variants(cfg)
-    monkeypatch.setattr(study_runner, "_train_fingerprint", lambda p: "fingerprint")
     current = study_grid.variant_hash(params, cfg, variant, "fingerprint")
     paths = {}
     for folder, value, hash_ in (("scratch-aug0-n0-s0", 0.25, current), ("scratch-aug0.0-n0-s0", 0.75, "stale")):
@@ -391,7 +389,7 @@ def test_a_variant_found_twice_counts_by_its_settings_not_by_the_newer_file(tiny
         path.write_text(json.dumps({"group": variant.group, "key": variant.key, "hash": hash_, "test_char_accuracy": value}))
         paths[hash_] = path
     os.utime(paths[current], (1, 1))  # the matching result is the older file
-    frame, _ = study.load_results(cfg, params)
+    frame, _ = study.load_results(cfg, params, "fingerprint")
     assert frame["test_char_accuracy"].tolist() == [0.25]
     frame, _ = study.load_results(cfg)  # without params: the first folder in sorted order, not the newest
     assert frame["test_char_accuracy"].tolist() == [0.25]

@@ -240,17 +240,18 @@ def compute_features(params: Params, study: StudyConfig, data=None) -> dict:
 # --------------------------------------------------------------------------- the report
 
 
-def load_results(study: StudyConfig, params: Params | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def load_results(study: StudyConfig, params: Params | None = None,
+                 fingerprint: str | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Results of the variants of the current grid (a table) and their histories by ``group/key``.
 
     Every ``result.json`` under ``<output>/variants`` is read (DVC names the folders, the
     in-process runner too); rows outside the current grid (removed list values) are left out.
     A variant found in two folders (DVC writes ``aug0.0`` where the runner writes ``aug0``)
-    counts once: the result whose settings hash matches ``params`` and the prepared data, and
-    among equals the first folder in sorted order, never the newer file.
+    counts once: the result whose settings hash matches ``params`` and ``fingerprint`` (the
+    prepared training split's), and among equals the first folder in sorted order, never the
+    newer file.
     """
     grid = {(v.group, v.key): v for v in variants(study)}
-    fingerprint = _train_fingerprint(params)
     found: dict[tuple, list[tuple[dict, Path]]] = {}
     root = Path(study.output) / "variants"
     for path in sorted(root.glob(f"*/*/{RESULT_FILE}")) if root.is_dir() else []:
@@ -274,18 +275,6 @@ def load_results(study: StudyConfig, params: Params | None = None) -> tuple[pd.D
                                f"{missing[0][0]}/{missing[0][1]}): run them first (dvc repro study/dvc.yaml, "
                                "or transferlab study)")
     return pd.DataFrame(rows), histories
-
-
-def _train_fingerprint(params: Params | None) -> str | None:
-    """The prepared training split's fingerprint, which every variant's settings hash includes."""
-    if params is None:
-        return None
-    from transferlab.data.prepared import read_meta
-
-    try:
-        return read_meta(params.split.output)["fingerprints"]["train"]
-    except (TransferlabError, KeyError):
-        return None
 
 
 def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:

@@ -257,7 +257,7 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
     task, classes = meta["task"], list(meta["classes"])
     metric = metric_name(task, study)
     unit = metric.replace("_", " ")
-    frame, histories = load_results(study, params)
+    frame, histories = load_results(study, params, meta.get("fingerprints", {}).get("train"))
     frame = assess_variants(frame, histories, metric)
     slots = task_for(task).slots(params)
     chance = chance_level(task, metric, len(classes), slots)
