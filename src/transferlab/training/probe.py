@@ -34,9 +34,6 @@ def feature_dir(root: str | Path, backbone: str, pretrained: bool) -> Path:
 
 def pooled_features(extractor, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Backbone feature maps (N, h, w, C) of 0-255 images -> (N, C) by global average pooling."""
-    if len(images) == 0:
-        channels = int(extractor.output.shape[-1])
-        return np.zeros((0, channels), np.float32)
     from transferlab.training.engine import feature_pass  # the frozen head's feature pass: one trace, fixed-size batches
 
     maps = feature_pass(extractor, images, batch_size)
