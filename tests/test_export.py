@@ -175,6 +175,38 @@ def test_predict_on_an_onnx_model_imports_neither_tensorflow_nor_keras(project, 
     assert [line.split(",")[1] for line in lines[1:-1]] == keras_texts.tolist()
 
 
+def test_a_concurrent_runner_gets_one_chunk_per_worker_and_the_rows_stay_in_order(monkeypatch):
+    import threading
+
+    class Serial:
+        """Each image's output is its own mean pixel; records chunk sizes."""
+        def __init__(self):
+            self.sizes = []
+
+        def __call__(self, batch):
+            self.sizes.append(len(batch))
+            return batch.mean(axis=(1, 2, 3))[:, None, None].repeat(2, axis=1)
+
+    class Concurrent(Serial):
+        """The first two one-thread calls wait for each other: a BrokenBarrierError unless they overlap."""
+        both, calls = threading.Barrier(2, timeout=20), iter(range(1000))  # next() on a range iterator is atomic
+
+        def one_thread(self, batch):
+            if next(self.calls) < 2:
+                self.both.wait()
+            return self(batch)
+
+    monkeypatch.setattr(runtime, "WORKERS", 2)
+    labels = predict.Labels("plates", list(ALPHABET), 8, 12, 2, None)
+    images = [np.full((16, 24, 3), i, np.uint8) for i in range(70)]  # resized to 8x12 by the reader
+    concurrent, serial = Concurrent(), Serial()
+    together = runtime.FastReader(concurrent, labels).probabilities(images, batch_size=32)
+    alone = runtime.FastReader(serial, labels).probabilities(images, batch_size=32)
+    assert np.array_equal(together, alone) and together[:, 0, 0].tolist() == list(range(70))
+    assert sorted(concurrent.sizes) == [6, 32, 32] and serial.sizes == [32, 32, 6]
+    assert runtime.chunk_slices(10, 32, 2) == [slice(0, 5), slice(5, 10)]  # one batch still spreads over both
+
+
 def test_the_keras_reader_traces_once_for_every_batch_size(project):
     reader = predict.Reader.load("models/model.keras")
     for count in (1, 3, 1, 5):
@@ -206,7 +238,7 @@ def test_tflite_falls_back_to_tensorflows_interpreter_and_missing_converters_are
     expected = runtime.FastReader.load(project / "lite/model.tflite").predict_arrays([plate_image("AB12345")])
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # as if ai-edge-litert were not installed
     fallback = runtime.FastReader.load(project / "lite/model.tflite")
-    assert type(fallback.runner.interpreter).__module__.startswith("tensorflow")
+    assert type(fallback.runner.shared.interpreter).__module__.startswith("tensorflow")
     assert fallback.predict_arrays([plate_image("AB12345")])["plate_text"].tolist() == expected["plate_text"].tolist()
 
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
