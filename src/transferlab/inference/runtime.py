@@ -71,10 +71,10 @@ class OnnxRunner:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
         # One thread per call; the reader runs one chunk per core at once. A plate is too small to
-        # split well across threads: on 2 cores one 1-thread session called from 2 threads read
-        # 1,571-1,673 plates/s (resize included) against 1,448-1,507 for one 2-thread session, and
-        # one image took 1.41-1.46 ms against 1.54-1.67 ms (EfficientNet-Lite0, 48x144). Spinning
-        # threads are off: on shared cores they halved the batched rate (413 against 770 plates/s).
+        # split well across threads: on 2 cores, side by side (6 alternating passes over 400 plates,
+        # resize and decoding included, median), that read 1,478 plates/s against 1,378 for one
+        # 2-thread session (EfficientNet-Lite0, 48x144). Spinning threads are off: on shared
+        # cores they halved the batched rate (413 against 770 plates/s).
         options.intra_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
@@ -116,10 +116,11 @@ class LiteInterpreter:
 class TfliteRunner:
     """A ``.tflite`` model in the LiteRT interpreter (``ai-edge-litert``, else TensorFlow's ``tf.lite``).
 
-    A call uses one interpreter on ``WORKERS`` threads (one image: 1.18 ms against 1.43 ms on one
-    thread, 2 cores). ``one_thread`` calls (the reader's chunk workers) get a one-thread interpreter
-    per calling thread: on 2 cores two of them read 1,804 plates/s against 1,620 for one 2-thread
-    interpreter (resize included). Each interpreter holds its own copy of the weights.
+    A call uses one interpreter on ``WORKERS`` threads (one image: 1.10-1.18 ms against 1.43-1.74 ms
+    on one thread, 2 cores). ``one_thread`` calls (the reader's chunk workers) get a one-thread
+    interpreter per calling thread; side by side on 2 cores (6 alternating passes over 400 plates,
+    median) two of them read 1,471 plates/s against 1,441 for one 2-thread interpreter, a gain
+    within the noise of single runs. Each interpreter holds its own copy of the weights.
     """
 
     def __init__(self, path: str | Path):
@@ -220,6 +221,7 @@ def run_batches(runner, images, batch_size: int, labels: Labels, prepare=np.asar
     """
     if not len(images):
         return empty_output(labels)
+
     def model_input(part: slice) -> np.ndarray:
         return np.asarray(prepare(images[part]), np.float32)
 
