@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -205,6 +207,33 @@ def test_a_concurrent_runner_gets_one_chunk_per_worker_and_the_rows_stay_in_orde
     assert np.array_equal(together, alone) and together[:, 0, 0].tolist() == list(range(70))
     assert sorted(concurrent.sizes) == [6, 32, 32] and serial.sizes == [32, 32, 6]
     assert runtime.chunk_slices(10, 32, 2) == [slice(0, 5), slice(5, 10)]  # one batch still spreads over both
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_reads_with_pools_of_its_own(monkeypatch):
+    class Concurrent:
+        def __call__(self, batch):
+            return batch.mean(axis=(1, 2, 3))[:, None, None].repeat(2, axis=1)
+
+        def one_thread(self, batch):
+            time.sleep(0.05)  # slow enough that the pool starts both of its threads
+            return self(batch)
+
+    monkeypatch.setattr(runtime, "WORKERS", 2)
+    labels = predict.Labels("plates", list(ALPHABET), 8, 12, 2, None)
+    images = np.stack([np.full((8, 12, 3), i, np.uint8) for i in range(40)])
+    before = runtime.FastReader(Concurrent(), labels).probabilities(images, batch_size=5)
+    assert len(runtime._POOLS[2]._threads) == 2  # the parent's pool, whose threads a child would not have
+    child = os.fork()
+    if child == 0:  # the child: with the parent's pool it would wait for ever (the alarm ends it)
+        same = False
+        try:
+            signal.alarm(20)
+            same = np.array_equal(runtime.FastReader(Concurrent(), labels).probabilities(images, 5), before)
+        finally:
+            os._exit(0 if same else 3)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_keras_reader_traces_once_for_every_batch_size(project):

@@ -197,6 +197,8 @@ def chunk_slices(count: int, batch_size: int, workers: int) -> list[slice]:
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own pools
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def chunk_pool(workers: int) -> ThreadPoolExecutor:
