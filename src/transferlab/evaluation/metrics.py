@@ -182,6 +182,16 @@ class _Report:
     confidence: np.ndarray = field(repr=False)  # (N,)
     correct: np.ndarray = field(repr=False)  # bool (N,)
 
+    @staticmethod
+    def common_fields(true: np.ndarray, probs: np.ndarray, pred: np.ndarray, confidence: np.ndarray,
+                      correct: np.ndarray, names, confusions: int | None) -> dict:
+        """The fields both reports compute the same way, from the per-image arrays."""
+        return {"images": len(true), "confidence_right_mean": _mean(confidence[correct]),
+                "confidence_wrong_mean": _mean(confidence[~correct]), "right": int(correct.sum()),
+                "wrong": int((~correct).sum()), "loss": cross_entropy(true, probs),
+                "confusions": top_confusions(true, pred, names, confusions), "predicted": pred,
+                "confidence": confidence, "correct": correct}
+
     def _common_scalars(self) -> dict[str, float]:
         return {"confidence_right_mean": self.confidence_right_mean,
                 "confidence_wrong_mean": self.confidence_wrong_mean, "loss": self.loss,
@@ -226,23 +236,14 @@ def plate_report(true: np.ndarray, probs: np.ndarray, symbols: str, pad_char: st
     confidence = plate_confidence(probs)
     correct = np.all(true == pred, axis=-1) if len(true) else np.zeros(0, bool)
     return PlateReport(
-        images=len(true),
+        **PlateReport.common_fields(true, probs, pred, confidence, correct, symbols, confusions),
         plate_accuracy=plate_accuracy(true, pred),
         char_accuracy=char_accuracy(true, pred, pad_index),
         top3_char_accuracy=top_k_accuracy(true, probs, TOP_K),
         length_accuracy=length_accuracy(true, pred, pad_index) if pad_index is not None else None,
         slot_accuracy=slot_accuracy(true, pred) if pad_index is not None else None,
         per_slot_accuracy=per_slot_accuracy(true, pred).tolist(),
-        confidence_right_mean=_mean(confidence[correct]),
-        confidence_wrong_mean=_mean(confidence[~correct]),
-        right=int(correct.sum()),
-        wrong=int((~correct).sum()),
-        loss=cross_entropy(true, probs),
-        confusions=top_confusions(true, pred, symbols, confusions),
         confusion_matrix=character_confusion_matrix(true, pred, len(symbols)),
-        predicted=pred,
-        confidence=confidence,
-        correct=correct,
     )
 
 
@@ -306,20 +307,11 @@ def classification_report(true: np.ndarray, probs: np.ndarray, classes: list[str
     confidence = probs.max(axis=-1) if probs.size else np.zeros(len(true))
     correct = true == pred
     return ClassificationReport(
-        images=len(true),
+        **ClassificationReport.common_fields(true, probs, pred, confidence, correct, classes, confusions),
         accuracy=scores["accuracy"],
         macro_f1=scores["macro_f1"],
         top3_accuracy=top_k_accuracy(true, probs, TOP_K),
         per_class_recall=np.asarray(scores["recall"], np.float64).tolist(),
         support=matrix.sum(axis=1).astype(int).tolist(),
-        confidence_right_mean=_mean(confidence[correct]),
-        confidence_wrong_mean=_mean(confidence[~correct]),
-        right=int(correct.sum()),
-        wrong=int((~correct).sum()),
-        loss=cross_entropy(true, probs),
-        confusions=top_confusions(true, pred, classes, confusions),
         confusion_matrix=matrix,
-        predicted=pred,
-        confidence=confidence,
-        correct=correct,
     )
