@@ -174,6 +174,19 @@ def _first_line(exc: Exception) -> str:
 # --------------------------------------------------------------------------- the reader
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own pools
+    os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def chunk_pool(workers: int) -> ThreadPoolExecutor:
+    """``workers`` threads, started once per process and kept (the reader's file decoding, resizing and
+    chunks), so no call starts threads and per-thread interpreters are made once."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="transferlab-read")
+    return _POOLS[workers]
+
+
 def read_images(files: Sequence[str | Path], height: int, width: int) -> list[np.ndarray | str]:
     """Each file decoded and resized (in a thread pool), or the reason it could not be read."""
     def read_one(file):
@@ -186,26 +199,13 @@ def read_images(files: Sequence[str | Path], height: int, width: int) -> list[np
 
     if len(files) < 2 * WORKERS:
         return [read_one(f) for f in files]
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return list(pool.map(read_one, files))
+    return list(chunk_pool(WORKERS).map(read_one, files))
 
 
 def chunk_slices(count: int, batch_size: int, workers: int) -> list[slice]:
     """``count`` items in chunks of at most ``batch_size``, small enough that every worker gets one."""
     size = max(1, min(batch_size, -(-count // workers)))
     return [slice(i, i + size) for i in range(0, count, size)]
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own pools
-    os.register_at_fork(after_in_child=_POOLS.clear)
-
-
-def chunk_pool(workers: int) -> ThreadPoolExecutor:
-    """``workers`` threads, started once per process and kept, so per-thread interpreters are made once."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="transferlab-read")
-    return _POOLS[workers]
 
 
 def runs_concurrently(runner) -> bool:
@@ -262,8 +262,7 @@ class FastReader:
             return images  # already a batch at the model's size: nothing to convert
         if threads < 2 or len(images) < 2 * threads:
             return prepare_batch(images, height, width)
-        with ThreadPoolExecutor(threads) as pool:
-            return np.stack(list(pool.map(lambda image: to_model_image(image, height, width), images)))
+        return np.stack(list(chunk_pool(threads).map(lambda image: to_model_image(image, height, width), images)))
 
     def probabilities(self, images, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         if runs_concurrently(self.runner):  # each chunk resized by the thread that runs it
