@@ -76,9 +76,9 @@ class Labels:
     @classmethod
     def from_params(cls, params, classes: Sequence[str]) -> Labels:
         """The decoder of a model trained with ``params`` on a split whose meta lists ``classes``."""
-        task = task_for(params.task)
+        kind = params.kind
         return cls(task=params.task, classes=list(classes), image_height=params.data.image_height,
-                   image_width=params.data.image_width, slots=task.slots(params), pad_char=task.pad_char(params))
+                   image_width=params.data.image_width, slots=kind.slots(params), pad_char=kind.pad_char(params))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

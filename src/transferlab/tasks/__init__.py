@@ -1,7 +1,7 @@
 """What differs between the two tasks, in one place: plates (one softmax per character slot)
 and folder-per-class classification.
 
-Every stage asks the task object of its configuration (``task_for(params.task)``) for the
+Every stage asks the task object of its configuration (``params.kind``, or ``task_for(name)``) for the
 head's shape, the Keras metrics, the monitored and headline metrics, how labels are read,
 encoded, split and counted, how predictions are scored, decoded and shown, instead of
 branching on the task's name. Only NumPy is imported here: the TensorFlow-free reader
