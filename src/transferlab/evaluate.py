@@ -36,7 +36,7 @@ from transferlab.evaluation.outputs import (breakdown_frame, confusion_pairs, pr
 from transferlab.errors import TransferlabError
 from transferlab.inference import export
 from transferlab.io import atomic_output_dir, read_json, write_json
-from transferlab.data.prepared import load_split, read_meta
+from transferlab.data.prepared import load_split, read_meta, with_recipe
 from transferlab.tasks import task_for
 
 METRICS_FILE = "metrics/evaluate.json"
@@ -245,6 +245,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
 
     cfg = cfg or params.evaluate  # an explicit cfg wins
     meta = read_meta(params.split.output)
+    params, _ = with_recipe(params)  # augment.copies as train saw it
     if meta["task"] != params.task:
         raise TransferlabError(f"{params.split.output} holds a {meta['task']} split but task is {params.task}: "
                                "run the split stage again")

@@ -20,6 +20,7 @@ from transferlab.training import backend
 from transferlab.training import engine
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
+from transferlab.data.prepared import with_recipe
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.training.models import count_trainable
 from transferlab.evaluation.plots import save_training_curves
@@ -69,6 +70,7 @@ def run(params: Params) -> dict:
 
     from transferlab.pretrain import initial_model
 
+    params, recipe = with_recipe(params)  # in-domain transfer: the fine-tuning recipe for this data's size
     init_from, pretrain_run = initial_model(params)
     params = params.model_copy(update={"train": params.train.model_copy(update={"init_from": init_from})})
     cfg = params.train
@@ -100,6 +102,9 @@ def run(params: Params) -> dict:
                    "monitor_flat": selection.flat, "selection": selection.reason,
                    "train_seconds": round(result.seconds, 1), "trainable_weights": count_trainable(model),
                    "total_weights": int(model.count_params())}
+        if recipe:  # what the in-domain recipe chose, and why (transferlab.config.recipe)
+            summary["recipe"] = recipe
+            mlflow.log_dict(recipe, "recipe.json")
         mlflow.set_tags({"kept_epoch": selection.kept_epoch, "monitor": selection.monitor,
                          "selection": selection.reason})
         # "best_" keeps these apart from the per-epoch curves of the same names.

@@ -17,7 +17,7 @@ from transferlab.config import AugmentConfig, Params
 from transferlab.data.arrays import IMAGES_FILE, LABELS_FILE, POINTER_FILE
 from transferlab.augment.imgaug_compat import iaa
 from transferlab.io import atomic_output_dir, write_json
-from transferlab.data.prepared import load_split, read_meta
+from transferlab.data.prepared import load_split, read_meta, with_recipe
 
 PREVIEW_FILE = "preview.png"
 
@@ -125,6 +125,7 @@ def run(params: Params) -> dict:
     arrays would only double the disk and DVC cache, so :data:`POINTER_FILE` names the split
     (and its fingerprint) and :func:`transferlab.data.arrays.load_prepared` follows it.
     """
+    params, _ = with_recipe(params)  # in-domain transfer: augment.copies from the real training set's size
     cfg = params.augment
     train = load_split(params.split.output, "train")
     images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)

@@ -38,6 +38,7 @@ from transferlab.config.data import (  # noqa: F401 - re-exported
     CaptureConfig,
     DataConfig,
     GenerateConfig,
+    LookConfig,
     PlatesConfig,
     SplitConfig,
     StyleWeights,
@@ -51,6 +52,7 @@ class Params(Section):
 
     task: Literal["plates", "classification"] = "plates"
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    look: LookConfig = Field(default_factory=LookConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -81,9 +81,9 @@ class CaptureConfig(Section):
 class GenerateConfig(Section):
     """The embedded default dataset: synthetic plates rendered deterministically from a seed."""
 
-    count: int = Field(4000, ge=1, le=1_000_000)
-    height: int = Field(64, ge=16, le=512, description="rendered crop height in pixels")
-    width: int = Field(192, ge=16, le=1024, description="rendered crop width in pixels")
+    count: int = Field(22000, ge=1, le=1_000_000)
+    height: int = Field(48, ge=16, le=512, description="rendered crop height in pixels")
+    width: int = Field(144, ge=16, le=1024, description="rendered crop width in pixels")
     formats: list[str] | Literal["auto"] = Field(
         AUTO, description="# digit, @ letter, * any symbol, space/- separators; other characters literal; "
         "auto: like data.source's labels (the built-in @@@ #### when data.source is this output)")
@@ -176,8 +176,24 @@ class AugmentConfig(Section):
     """imgaug pipeline whose every component scales with one strength in [0, 1]."""
 
     strength: Fraction = 0.3
-    copies: int = Field(1, ge=0, le=50, description="augmented variants written per training image")
+    copies: int = Field(0, ge=0, le=50, description="augmented variants written per training image")
     seed: Seed = 0
     preview_strengths: list[Fraction] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
     preview_images: int = Field(6, ge=1, le=64)
     output: str = "data/augmented"
+
+
+class LookConfig(Section):
+    """Stage ``look``: the renderer's look fitted to the user's real training crops.
+
+    Applies with the user's own plate data and ``pretrain.enabled``; a look key of
+    ``generate`` whose value differs from its default was set by hand and is kept.
+    """
+
+    fit: bool = Field(True, description="false: generate renders the look exactly as params.yaml sets it")
+    trials: int = Field(40, ge=1, le=10_000, description="looks tried (Optuna TPE, seeded; the first ones are "
+                        "the default look and each plate style alone)")
+    samples: int = Field(400, ge=16, le=100_000, description="real training crops (at most) and renders compared "
+                         "per trial")
+    seed: Seed = 0
+    output: str = Field("look", min_length=1, description="look.yaml, previews and the trials")

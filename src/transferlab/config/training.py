@@ -20,22 +20,22 @@ class TrainConfig(Section):
         "finetune: head first, then the top unfreeze_depth blocks at a smaller rate; full: all trainable from the start",
     )
     unfreeze_depth: int = Field(2, ge=0, le=1000, description="finetune: backbone blocks unfrozen, counted from the top")
-    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     lr_schedule: Literal["constant", "cosine"] = Field(
         "cosine", description="cosine: decay each phase's rate to zero over its epochs (converges in fewer epochs)"
     )
     finetune_lr_factor: float = Field(0.1, gt=0.0, le=1.0, description="finetune phase rate = factor x learning_rate")
     bn_trainable: bool = Field(False, description="let BatchNorm update its statistics while fine-tuning")
     batch_size: int = Field(32, ge=1, le=4096)
-    epochs: int = Field(10, ge=1, le=10_000, description="epochs of training (finetune: of the head phase)")
+    epochs: int = Field(5, ge=1, le=10_000, description="epochs of training (finetune: of the head phase)")
     finetune_epochs: int = Field(10, ge=0, le=10_000, description="finetune: epochs after unfreezing")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     head_pooling: Literal["global", "spatial"] = Field(
         "global", description="global: average pooling (the original question); spatial: keep the feature map layout"
     )
     head_units: int = Field(128, ge=0, le=4096, description="per-slot dense layer width (0: softmax directly)")
-    early_stopping_patience: int = Field(5, ge=0, le=10_000, description="0 disables early stopping")
+    early_stopping_patience: int = Field(3, ge=0, le=10_000, description="0 disables early stopping")
     init_from: str | None = Field(None, description="a model saved by an earlier run to start from")
     cache_features: bool = Field(True, description="frozen: compute backbone features once, train the head on them")
     seed: Seed = 0
@@ -61,6 +61,10 @@ class PretrainConfig(Section):
     early_stopping_patience: int = Field(2, ge=0, le=10_000, description="0 disables early stopping")
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.05, description="synthetic plates held out to measure the synthetic validation accuracy")
+    recipe: Literal["auto", "as_set"] = Field(
+        "auto", description="auto: the synthetic budget and the fine-tuning recipe (epochs, patience, learning rate, "
+        "augmentation copies, head pooling) follow from the real training set's size (transferlab.config.recipe); "
+        "a key changed from its default wins. as_set: params.yaml as it is")
     seed: Seed = 0
     output: str = Field("pretrain", min_length=1, description="the pretrained model and its metrics")
 

@@ -41,3 +41,13 @@ def load_split(prepared_dir: str | Path, name: str) -> SplitData:
         labels=np.load(folder / f"{name}_labels.npy"),
         frame=pd.read_csv(folder / f"{name}.csv", dtype={"image_path": str, "label": str}, keep_default_na=False),
     )
+
+
+def with_recipe(params):
+    """``params`` with the in-domain recipe for the prepared training split's size applied
+    (:mod:`transferlab.config.recipe`), and its record; unchanged where it does not apply."""
+    from transferlab.config import recipe
+
+    if not recipe.applies(params):
+        return params, {}
+    return recipe.apply(params, n_train=len(load_split(params.split.output, "train").labels))
