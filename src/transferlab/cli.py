@@ -31,6 +31,8 @@ def main() -> None:
 # Stage commands: name -> (module, its entry point, help). Each imports its module only when run,
 # so `transferlab predict` on an exported model never loads TensorFlow.
 STAGE_COMMANDS = {
+    "look": ("transferlab.look", "run", "Fit the synthetic plates' look to your real training crops, when "
+             "pretraining on your own plates (stage `look`)."),
     "generate": ("transferlab.generate.render", "run", "Render the synthetic plate dataset (stage `generate`)."),
     "test-source": ("transferlab.test_source", "run",
                     "Stamp data.test_source's files, so that split re-runs when they change (stage `test-source`)."),

@@ -25,6 +25,7 @@ import numpy as np
 from transferlab.training import engine
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
+from transferlab.data.prepared import with_recipe
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
 from transferlab.tracking.stage_params import log_full_params, stage_params
@@ -121,6 +122,7 @@ def run(params: Params) -> dict:
     check(params)
     from transferlab import tracking
 
+    params, recipe = with_recipe(params)  # the synthetic budget's epochs and the shared head pooling
     real = load_prepared(params)
     data = synthetic_data(params, real)
     p = pretrain_params(params)
@@ -147,6 +149,10 @@ def run(params: Params) -> dict:
                         engine.score_model(result.model, real, real.x_val, real.y_val, batch).items()})
         summary["synthetic_real_gap_char_accuracy"] = (summary["synthetic_val_char_accuracy"]
                                                        - summary["real_val_char_accuracy"])
+        summary.update(log_look(params))
+        if recipe:
+            summary["recipe"] = recipe
+            mlflow.log_dict(recipe, "recipe.json")
         mlflow.log_metrics({k: float(v) for k, v in summary.items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
         with atomic_output_dir(output) as out:
@@ -160,6 +166,26 @@ def run(params: Params) -> dict:
           f"{summary['synthetic_val_char_accuracy']:.3f} vs {summary['real_val_char_accuracy']:.3f}): "
           "the synthetic-to-real gap that fine-tuning on the real plates closes")
     return summary
+
+
+def log_look(params: Params) -> dict:
+    """The look stage's fitted look and previews into this run; its distances for pretrain.json."""
+    import mlflow
+
+    from transferlab.generate.fitted import METRICS_FILE as LOOK_METRICS, look_path
+
+    path = look_path(params)
+    metrics = Path(LOOK_METRICS)
+    if not path.is_file() or not metrics.is_file():
+        return {}
+    look = read_stage_json(metrics, "look")
+    if not look.get("fitted"):
+        return {"look_fitted": False}
+    for name in (path.name, "preview.png", "preview_default.png", "trials.png"):
+        if (path.parent / name).is_file():
+            mlflow.log_artifact(str(path.parent / name), "look")
+    return {"look_fitted": True, "look_distance_default": look["distance_default"],
+            "look_distance_fitted": look["distance_fitted"]}
 
 
 def comparison_preview(params: Params, data: ArrayData, real: ArrayData, path: Path) -> Path:

@@ -53,7 +53,9 @@ from transferlab.config import (
     Params,
     PlatesConfig,
 )
+from transferlab.config import recipe
 from transferlab.errors import TransferlabError
+from transferlab.generate.fitted import look_path, with_fitted_look
 from transferlab.generate.formats import LabelModel, generator_label_model, resolve_plates, sample_plate, sample_uniform_plate
 from transferlab.io import atomic_output_dir, write_json
 from transferlab.data.plates import LabelError, PlateCodec
@@ -377,7 +379,11 @@ def _serial(generate: GenerateConfig, alphabet: str, labels: LabelModel | None):
 def run(params: Params) -> dict:
     """Stage ``generate``: write the synthetic plate dataset."""
     params = resolve_plates(params)
+    params, fitted = with_fitted_look(params)
+    params, _ = recipe.apply(params)  # the synthetic budget (generate.count) of in-domain pretraining
     cfg = params.generate
+    if fitted:
+        print(f"generate: the look fitted by the look stage ({look_path(params)})")
     if not (params.reads_generator_output or params.pretrain.enabled):
         # The user's own data and no synthetic pretraining: nothing reads these plates.
         with atomic_output_dir(cfg.output) as out:
