@@ -35,7 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # The stage commands are `python stages/x.py`: the venv's interpreter must come first on PATH.
 VENV_BIN = Path(sys.executable).parent
-STAGES = ("test-source", "generate", "split", "augment", "pretrain", "train", "evaluate")
+STAGES = ("look", "test-source", "generate", "split", "augment", "pretrain", "train", "evaluate")
 # Runs on every repro (it stamps data.test_source, which DVC cannot depend on while it may be null).
 ALWAYS_RUN = ("test-source",)
 COMMAND_TIMEOUT_S = 600

@@ -67,7 +67,7 @@ def test_the_fit_finds_a_hidden_look_it_was_not_told(tmp_path, monkeypatch):
     fitted, applied = with_fitted_look(params)
     assert applied
     hidden = tiny_params(tmp_path, generate=HIDDEN).generate
-    assert look_gap(fitted.generate, hidden) < 0.8 * look_gap(params.generate, hidden)  # measured 2.35 vs 3.23
+    assert look_gap(fitted.generate, hidden) < 0.8 * look_gap(params.generate, hidden)  # measured 2.39 vs 3.23
     styles = fitted.generate.styles.weights()
     assert max(styles, key=styles.get) == "us"
     assert (fitted.generate.height, fitted.generate.width) == (24, 72)  # the crops' own size, measured

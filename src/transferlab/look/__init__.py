@@ -91,8 +91,7 @@ def fit_look(params: Params) -> dict:
         return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(
-        seed=params.look.seed, multivariate=True, n_startup_trials=min(10, params.look.trials // 3 + 1)))
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=params.look.seed))
     for look in space.starting_looks(params, keys)[:params.look.trials]:
         study.enqueue_trial(space.trial_params(look))
     started = time.perf_counter()  # the time left is the trials' alone

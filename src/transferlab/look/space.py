@@ -48,8 +48,7 @@ def suggest(trial, keys: list[str]) -> dict[str, Any]:
     for key in keys:
         name = key.removeprefix("generate.")
         if name == "styles":
-            # Cubed: most draws then have one or two dominant styles, as most plate sets do.
-            look[key] = {style: trial.suggest_float(f"style_{style}", 0.0, 1.0) ** 3 for style in STYLES}
+            look[key] = {style: trial.suggest_float(f"style_{style}", 0.0, 1.0) for style in STYLES}
         elif name == "prefix_glyphs":
             look[key] = PREFIX_SETS[trial.suggest_categorical("prefix", list(PREFIX_SETS))]
         else:
@@ -81,7 +80,7 @@ def trial_params(look: dict[str, Any]) -> dict[str, Any]:
     for key, value in look.items():
         name = key.removeprefix("generate.")
         if name == "styles":
-            found.update({f"style_{style}": float(w) ** (1 / 3) for style, w in value.items()})
+            found.update({f"style_{style}": float(w) for style, w in value.items()})
         elif name == "prefix_glyphs":
             found["prefix"] = next((k for k, v in PREFIX_SETS.items() if v == value), "none")
         else:
