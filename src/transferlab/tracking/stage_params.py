@@ -20,7 +20,8 @@ PARAMS_ARTIFACT = "params/params.yaml"
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "train": ("task", "plates", "data", "split", "augment", "pretrain", "train", "mlflow"),
     "pretrain": ("task", "plates", "generate", "data", "pretrain", "train", "mlflow"),
-    "evaluate": ("task", "plates", "augment.strength", "augment.copies", "train.batch_size", "evaluate"),
+    "evaluate": ("task", "plates", "augment.strength", "augment.copies", "pretrain.enabled", "pretrain.recipe",
+                 "data.source", "train.batch_size", "evaluate"),
 }
 
 
