@@ -301,7 +301,7 @@ def test_each_stage_logs_the_sections_dvc_gives_it():
         assert covered == declared, (stage, declared - covered)
     picked = stage_params(Params(), "evaluate")
     assert picked["augment"] == {"strength": Params().augment.strength, "copies": Params().augment.copies}
-    assert "tune" not in picked and "study" not in picked and "data" not in picked
+    assert "tune" not in picked and "study" not in picked and set(picked["data"]) == {"source"}  # not the whole section
 
 
 def test_experiments_are_of_the_model_development_kind(repo):
