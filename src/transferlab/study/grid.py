@@ -113,7 +113,7 @@ def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerpri
     """What shapes a variant's result: a finished variant with the same hash is not run again."""
     shaping = {k: v for k, v in study.model_dump().items()
                if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
-                            "experiment", "report", "transfer_arm", "metric")}
+                            "experiment", "report", "transfer_arm", "metric", "rope")}
     pretraining = [params.generate.model_dump(), params.pretrain.model_dump()] if "synthetic" in variant.source else []
     key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
                       params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining],
