@@ -22,6 +22,7 @@ RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 RESULTS_TABLE = "results.csv"
 REPORT_FILE = "report.md"
+IMAGE_SCORES = "images_test_"  # result fields: per-image test scores of each metric, for paired comparisons
 FIGURES = {
     "factorial": "factorial.png",
     "curves": "learning_curves.png",
