@@ -28,6 +28,7 @@ FIGURES = {
     "curves": "learning_curves.png",
     "sizes": "data_size.png",
     "strategies": "strategies.png",
+    "verdict": "verdict.png",
 }
 
 
