@@ -329,17 +329,21 @@ def tiny_study(root, **changes) -> StudyConfig:
 
 
 def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
-    """2 variants (no augmentation / augmentation) x 2 seeds of a tiny plain CNN, through the report."""
+    """2 variants (no augmentation / augmentation) x 2 seeds of a tiny plain CNN, through the report,
+    on a fresh project: the study runs the split stage itself."""
     root = tiny_project
     write_plate_csv(root / "plates", random_plates(40))
     params = tiny_params(root, data={"source": str(root / "plates")})
-    split.run(params)
     cfg = tiny_study(root, backbone="plain_cnn", arms=["scratch"], transfer_arm="finetune",
                      augment_strengths=[0.0, 0.5])
     summary = study.run_all(params, cfg)
 
     out = capsys.readouterr().out
+    assert "split: " + params.split.output + " is missing: running the split stage" in out
     assert "study: [4/4]" in out and "ETA" in out
+    result = json.loads(next((root / "study/results/variants/factorial").glob("*/result.json")).read_text())
+    assert len(result["images_test_char_accuracy"]) == result["test_images"]  # per-image scores for paired tests
+    assert np.mean(result["images_test_char_accuracy"]) == pytest.approx(result["test_char_accuracy"], abs=1e-3)
     assert set(summary["findings"]) == {"H1", "H2", "H3 (scratch)", "H4"}
     assert summary["findings"]["H2"]["verdict"] == "not run"  # no pretrained arm with plain_cnn
     assert summary["findings"]["H4"]["verdict"] == "not run"
@@ -368,6 +372,19 @@ def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
     study.run_variants(params, cfg)  # finished variants are not trained again
     assert "4 variant(s), 4 already done" in capsys.readouterr().out
     assert len(client.search_runs([experiment.experiment_id], "tags.study_group = 'factorial'")) == 4
+
+
+def test_the_split_is_run_when_missing_or_stale_and_reused_when_current(tiny_project, capsys):
+    root = tiny_project
+    write_plate_csv(root / "plates", random_plates(30))
+    params = tiny_params(root, data={"source": str(root / "plates")})
+    assert split.ensure_prepared(params) is True  # a fresh clone: no data/prepared yet
+    assert split.ensure_prepared(params) is False  # same settings and files: reused
+    changed = params.model_copy(update={"split": params.split.model_copy(update={"seed": params.split.seed + 1})})
+    assert split.ensure_prepared(changed) is True  # other settings: made again
+    write_plate_csv(root / "plates", random_plates(31))
+    assert split.ensure_prepared(changed) is True  # other files: made again
+    assert "is made from other settings or files: running the split stage" in capsys.readouterr().out
 
 
 def test_study_runs_unchanged_on_a_classification_folder(tiny_project):

@@ -291,9 +291,13 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
 
 
 def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
-    """The whole study in one process: features, every variant (finished ones reused), the report."""
+    """The whole study in one process: the prepared split (run when missing or stale), features,
+    every variant (finished ones reused), the report."""
+    from transferlab.split import ensure_prepared
+
     study = cfg or params.study
     started = time.monotonic()
+    ensure_prepared(params)
     data = load_study_data(params, study)
     if any(v.arm == "probe" for v in variants(study)):
         compute_features(params, study, data)
