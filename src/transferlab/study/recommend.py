@@ -55,8 +55,8 @@ def _separate(diff: np.ndarray, compared: Comparison, design: Design) -> str:
     """How many seeds would separate two arms by more than the ROPE, or why none would."""
     needed = stats.seeds_needed(diff, overlap=design.overlap, test_variance=compared.test.variance, margin=design.rope)
     if needed is None:
-        return (f" No number of seeds up to {stats.MAX_SEEDS} would separate them by more than the ROPE at the observed "
-                "difference, seed spread and test-set error (overlapping folds and a fixed test set do not shrink with "
+        return (f" No number of seeds up to {stats.MAX_SEEDS} would separate them by more than the ROPE at the "
+                "observed difference, seed spread and test-set error (overlapping folds and a fixed test set do not shrink with "
                 "seeds): more test images, or a wider study.rope, would decide whether they are equivalent.")
     return (f" At the observed difference and spread about {needed} seeds would separate them "
             f"({compared.interval.n} run).")
@@ -86,7 +86,8 @@ def _among_finished(finished: list[str], rows: dict, intervals: dict, ranking: p
                 f"{'the runner-up, ' if runner == finished[1] else ''}{runner}, are not distinguishable nor shown "
                 f"practically equivalent ({best} − {runner} = {c.interval.format(unit=unit)}; "
                 f"{c.probabilities(best, runner)}).")
-        text += _separate(diff, c, design) + (_cost(best, runner, seconds) if learned(intervals[runner], chance) else "")
+        text += _separate(diff, c, design)
+        text += _cost(best, runner, seconds) if learned(intervals[runner], chance) else ""
         return Recommendation(text, "uninformative")
     ties = [best] + [arm for arm in finished[1:] if compared[arm][1].decision == "equivalent"
                      and learned(intervals[arm], chance)]
@@ -121,7 +122,8 @@ def recommendation(frame: pd.DataFrame, ranking: pd.DataFrame, metric: str, unit
     if not finished:
         return Recommendation(f"No recommendation: premature — {premature_text(same)}.", "premature")
     leader = intervals[finished[0]].estimate
-    judged = {arm: could_still_win(rows[arm], intervals[arm], leader, design.rope) for arm in arms if arm not in finished}
+    judged = {arm: could_still_win(rows[arm], intervals[arm], leader, design.rope)
+              for arm in arms if arm not in finished}
     blocking = [arm for arm, (could, _) in judged.items() if could]
     if blocking:
         why = premature_text(pd.concat([rows[arm] for arm in blocking]))
