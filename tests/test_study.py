@@ -72,7 +72,7 @@ def hand_made_results(probe_lead: float = 0.08) -> pd.DataFrame:
             rows.append({"group": "strategies", "arm": arm, "augment": 0.0, "train_size": 400, "seed": seed,
                          "pretrained": True, "test_char_accuracy": value, "test_plate_accuracy": value ** 7,
                          "train_seconds": seconds, "key": arm})
-        for arm, value in (("scratch", 0.25), ("finetune", 0.2)):  # at 100 images scratch is ahead
+        for arm, value in (("scratch", 0.3), ("finetune", 0.2)):  # at 100 images scratch is clearly ahead
             rows.append({"group": "sizes", "arm": arm, "augment": 0.0, "train_size": 100, "seed": seed,
                          "pretrained": arm != "scratch", "test_char_accuracy": value + 0.01 * seed,
                          "test_plate_accuracy": 0.0, "train_seconds": 10.0, "key": f"{arm}-100-{seed}"})
@@ -80,6 +80,7 @@ def hand_made_results(probe_lead: float = 0.08) -> pd.DataFrame:
 
 
 CHANCE = 1 / 35
+DESIGN = study_evidence.Design.of(StudyConfig())  # 3 overlapping folds, 400 test images, ROPE 0.01
 
 
 def marked(frame, histories=None):
@@ -92,16 +93,19 @@ def test_hypotheses_rank_and_size_curve_on_hand_made_results():
     assert found["H1"].verdict == "supported"
     assert found["H2"].interval.estimate == pytest.approx(0.2)
     assert found["H2"].verdict == "supported" and "finetune − scratch without augmentation = +0.200" in found["H2"].sentence
-    assert found["H3"].verdict == "not distinguishable from no effect"
-    assert "not distinguishable from no effect" in found["H3"].sentence
-    assert found["H4"].verdict == "not distinguishable from no effect"
+    assert "P(finetune better) 1.00" in found["H2"].sentence  # the probabilities against the ROPE
+    assert "corrected paired t (overlapping folds) + test-set error over 3 seeds" in found["H2"].sentence
+    assert found["H3"].verdict == "undecided"  # augmentation adds noise only: neither better nor shown equivalent
+    assert "undecided — P(augment 0.3 better) 0.4" in found["H3"].sentence
+    assert found["H4"].verdict == "undecided"
     ranking = study_report.strategy_ranking(frame, cfg, "char_accuracy", CHANCE)
     assert list(ranking["strategy"]) == ["probe", "finetune", "frozen", "scratch"]
     assert set(ranking["status"]) == {"learned"} and "plate_accuracy" in ranking  # plate accuracy beside char
-    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE)
+    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, design=DESIGN)
     assert verdict.status == "recommended" and verdict.choice == "probe"
-    assert verdict.text.startswith("**Recommended: probe.**") and "clearly ahead of every other strategy" in verdict.text
-    assert "probe − finetune = +0.080" in verdict.text
+    assert verdict.text.startswith("**Recommended: probe.**")
+    assert "practically better than every other strategy" in verdict.text
+    assert "probe − finetune = +0.080" in verdict.text and "better (P(probe better) 0.9" in verdict.text
     table, crossing = study_curves.size_curve(frame, cfg, "char_accuracy", CHANCE)
     assert set(table["train_size"]) == {100, 400} and "plate_accuracy" in table
     assert "cross between n=100 and n=400" in crossing and crossing.startswith("The arms")
@@ -115,11 +119,13 @@ def test_no_recommendation_when_the_best_and_the_runner_up_are_indistinguishable
     frame, cfg = marked(hand_made_results(probe_lead=0.01)), StudyConfig()
     ranking = study_report.strategy_ranking(frame, cfg, "char_accuracy", CHANCE)
     assert list(ranking["strategy"][:2]) == ["probe", "finetune"]
-    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE)
+    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, design=DESIGN)
     assert verdict.status == "uninformative" and verdict.choice is None
     assert verdict.text.startswith("No recommendation: the study is uninformative")
-    assert "probe, and the runner-up, finetune, are not distinguishable (probe − finetune = +0.010" in verdict.text
-    assert "seeds would separate them" in verdict.text  # the budget: more seeds
+    assert ("probe, and the runner-up, finetune, are not distinguishable nor shown practically equivalent "
+            "(probe − finetune = +0.010") in verdict.text
+    # A difference the size of the ROPE: no number of seeds separates them by more than the ROPE.
+    assert "No number of seeds up to 50 would separate them by more than the ROPE" in verdict.text
     assert "if cost decides, probe trains in 1s instead of 20s" in verdict.text
     assert "Recommended" not in verdict.text
 
@@ -150,13 +156,14 @@ def test_no_recommendation_when_every_arm_is_near_chance_and_it_says_what_budget
     assert set(ranking["status"]) == {"near chance"}
     sizes, text = study_curves.size_curve(frame, cfg, "char_accuracy", CHANCE)
     assert text.startswith("No size shows a difference") and "n=400: both arms near chance" in text
-    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, sizes)
+    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, sizes, DESIGN)
     assert verdict.status == "uninformative" and "Recommended" not in verdict.text
     assert "every strategy is near chance (finetune 0.083 (95 % CI" in verdict.text
-    # Budget from the curve: mean = 0.05 + 0.015 * log2(n / 100) reaches 0.126 + half width near 3,000 images.
+    # Budget from the curve: mean = 0.05 + 0.015 * log2(n / 100) reaches 0.126 + the half width of its
+    # interval (about 0.03 with the 400 test images' own error) near 8,000 images.
     assert "finetune would reach" in verdict.text and "training images" in verdict.text
     estimate = int(verdict.text.split("finetune would reach")[1].split("at about ")[1].split(" training")[0].replace(",", ""))
-    assert 2000 <= estimate <= 5000
+    assert 5000 <= estimate <= 12000
     short = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, None)
     assert "No data-size curve was run" in short.text
 
@@ -199,8 +206,47 @@ def test_h2_is_premature_when_scratch_had_not_finished_learning(kind):
     assert found["H1"].verdict == "supported"  # finetune's own level above chance still stands
     assert found["H3"].verdict != "premature"  # finetune's augmentation comparison does not involve scratch
     ranking = study_report.strategy_ranking(frame, cfg, "char_accuracy", CHANCE)
-    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE)
-    assert verdict.status == "premature" and verdict.text.startswith("No recommendation: premature — scratch")
+    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE, design=DESIGN)
+    if kind == "still improving":
+        # Its high end (0.51) plus its rise continued for the longer budget (+0.45) reaches the leader (0.63).
+        assert verdict.status == "premature" and verdict.text.startswith("No recommendation: premature — scratch")
+        assert "It could still win (scratch: its 95 % high end 0.507 plus its recent rise" in verdict.text
+        assert "(+0.453) reaches the leader's mean 0.630 − ROPE 0.01" in verdict.text
+    else:
+        # Stuck on one class with a flat curve, 0.28 behind: it withholds its own comparisons only.
+        assert verdict.status == "recommended" and verdict.choice == "probe" and verdict.withheld == ("scratch",)
+        assert "probe − scratch" not in verdict.text and "probe − finetune = +0.080" in verdict.text
+        assert ("Withheld: the comparisons with scratch — scratch had not finished learning (seeds 0, 1, 2: the same "
+                "prediction for 100% of validation images)") in verdict.text
+        assert "it cannot plausibly win (scratch: its 95 % high end 0.507 plus" in verdict.text
+        assert "(+0.000) stays below the leader's mean 0.630 − ROPE 0.01" in verdict.text
+
+
+def test_practically_equivalent_strategies_are_a_verdict_and_the_cheaper_one_is_named():
+    """Two strategies within ±0.01 of each other on every seed, on 3,000 test images whose per-image
+    scores are stored: not "not distinguishable", but practically equivalent; the cheaper is named."""
+    frame = hand_made_results(probe_lead=0.0)
+    frame = frame[frame["arm"].isin(["finetune", "probe"]) & (frame["augment"] == 0)].copy()
+    n, shift = 3000, {0: -0.002, 1: 0.001, 2: -0.001}  # finetune leads by 0.0007 on average
+    frame["test_char_accuracy"] = [0.6 + (shift[seed] if arm == "probe" else 0.0)
+                                   for arm, seed in zip(frame["arm"], frame["seed"])]
+    frame["images_test_char_accuracy"] = [(np.arange(n) < round(p * n)).astype(float).tolist()
+                                          for p in frame["test_char_accuracy"]]
+    frame["test_images"] = n
+    cfg = StudyConfig(arms=["finetune"], strategies=["probe"], transfer_arm="finetune")
+    frame = marked(frame)
+    ranking = study_report.strategy_ranking(frame, cfg, "char_accuracy", CHANCE)
+    verdict = study_report.recommendation(frame, ranking, "char_accuracy", "char accuracy", CHANCE,
+                                          design=study_evidence.Design.of(cfg))
+    assert verdict.status == "practically equivalent" and verdict.choice == "probe"
+    assert verdict.text.startswith("**Recommended: probe.** finetune has the highest mean char accuracy (0.600); "
+                                   "probe is practically equivalent to it (within ±0.01), and probe trains cheapest "
+                                   "(1s instead of 20s).")
+    assert "finetune − probe = +0.001" in verdict.text and "equivalent (P(finetune better) 0.0" in verdict.text
+    found = study_evidence.compare_rows(frame[frame["arm"] == "finetune"], frame[frame["arm"] == "probe"],
+                                        "char_accuracy", study_evidence.Design.of(cfg))[1]
+    assert found.test.basis == "paired per-image scores over 3000 test images"
+    assert found.decision == "equivalent" and -0.01 < found.interval.low < found.interval.high < 0.01
 
 
 def test_learning_diagnostics_name_the_cells_that_had_not_learned():
@@ -260,8 +306,11 @@ def test_report_on_constructed_results_refuses_and_shows_plate_accuracy(tmp_path
     assert "**flat metric (scratch, augment 0)**: val plate accuracy stayed at 0.000 for all 8 epochs" in text
     assert "**samples per class (estimated)**" not in text  # 400 x 7 / 35 = 80 per character: silent
     assert "samples per class (estimated) (80 training examples" in text
+    assert "corrected for the 3 overlapping training folds" in text and "within ±0.01 char accuracy" in text
+    assert "## Verdict\n\nNo recommendation" in text and "\n![verdict](verdict.png)\n" in text
+    assert (tmp_path / "docs/verdict.png").stat().st_size > 1000 and summary["rope"] == 0.01
     table = pd.read_csv(tmp_path / "docs/results.csv")
-    assert {"premature", "longer_epochs"} <= set(table.columns)
+    assert {"premature", "longer_epochs", "headroom"} <= set(table.columns)
 
 
 @pytest.fixture
@@ -280,17 +329,21 @@ def tiny_study(root, **changes) -> StudyConfig:
 
 
 def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
-    """2 variants (no augmentation / augmentation) x 2 seeds of a tiny plain CNN, through the report."""
+    """2 variants (no augmentation / augmentation) x 2 seeds of a tiny plain CNN, through the report,
+    on a fresh project: the study runs the split stage itself."""
     root = tiny_project
     write_plate_csv(root / "plates", random_plates(40))
     params = tiny_params(root, data={"source": str(root / "plates")})
-    split.run(params)
     cfg = tiny_study(root, backbone="plain_cnn", arms=["scratch"], transfer_arm="finetune",
                      augment_strengths=[0.0, 0.5])
     summary = study.run_all(params, cfg)
 
     out = capsys.readouterr().out
+    assert "split: " + params.split.output + " is missing: running the split stage" in out
     assert "study: [4/4]" in out and "ETA" in out
+    result = json.loads(next((root / "study/results/variants/factorial").glob("*/result.json")).read_text())
+    assert len(result["images_test_char_accuracy"]) == result["test_images"]  # per-image scores for paired tests
+    assert np.mean(result["images_test_char_accuracy"]) == pytest.approx(result["test_char_accuracy"], abs=1e-3)
     assert set(summary["findings"]) == {"H1", "H2", "H3 (scratch)", "H4"}
     assert summary["findings"]["H2"]["verdict"] == "not run"  # no pretrained arm with plain_cnn
     assert summary["findings"]["H4"]["verdict"] == "not run"
@@ -319,6 +372,19 @@ def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
     study.run_variants(params, cfg)  # finished variants are not trained again
     assert "4 variant(s), 4 already done" in capsys.readouterr().out
     assert len(client.search_runs([experiment.experiment_id], "tags.study_group = 'factorial'")) == 4
+
+
+def test_the_split_is_run_when_missing_or_stale_and_reused_when_current(tiny_project, capsys):
+    root = tiny_project
+    write_plate_csv(root / "plates", random_plates(30))
+    params = tiny_params(root, data={"source": str(root / "plates")})
+    assert split.ensure_prepared(params) is True  # a fresh clone: no data/prepared yet
+    assert split.ensure_prepared(params) is False  # same settings and files: reused
+    changed = params.model_copy(update={"split": params.split.model_copy(update={"seed": params.split.seed + 1})})
+    assert split.ensure_prepared(changed) is True  # other settings: made again
+    write_plate_csv(root / "plates", random_plates(31))
+    assert split.ensure_prepared(changed) is True  # other files: made again
+    assert "is made from other settings or files: running the split stage" in capsys.readouterr().out
 
 
 def test_study_runs_unchanged_on_a_classification_folder(tiny_project):

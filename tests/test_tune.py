@@ -421,5 +421,10 @@ def test_unclear_winner_needs_chance_and_the_runner_up_ruled_out():
     tie = tune.unclear_winner("val_char_accuracy", 0.62, 0.60, 300, chance, second_trial=4)
     assert tie.startswith("not distinguishable from trial 4 (0.6000)")
     assert tune.unclear_winner("val_char_accuracy", 0.80, 0.60, 300, chance, second_trial=4) is None
+    # The study's ROPE rule: a runner-up within ±tune.rope on many images is practically equivalent.
+    same = tune.unclear_winner("val_char_accuracy", 0.8010, 0.8000, 100_000, chance, second_trial=4)
+    assert same.startswith("practically equivalent to trial 4 (0.8000, within ±0.01)") and "P(best better) 0.00" in same
+    strict = tune.unclear_winner("val_char_accuracy", 0.8010, 0.8000, 100_000, chance, second_trial=4, rope=0.0)
+    assert strict.startswith("not distinguishable from trial 4") and "over 100000 validation images" in strict
     assert tune.unclear_winner("val_char_accuracy", 0.80, None, 300, chance) is None  # the only trial, well above chance
     assert "no interval" in tune.unclear_winner("val_loss", 0.3, 0.9, 300, float("nan"))

@@ -11,6 +11,8 @@ train/validation are split from ``data.source`` alone (``split.test_fraction`` i
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +21,9 @@ from transferlab.config import Params
 from transferlab.data.datasets import Dataset, load_dataset, load_test_dataset
 from transferlab.generate.formats import resolve_plates
 from transferlab.data.prepared import META_FILE, SPLITS
-from transferlab.io import atomic_output_dir, write_json
+from transferlab.io import atomic_output_dir, read_json, write_json
 from transferlab.tasks import task_for
+from transferlab.test_source import source_stamp
 
 METRICS_FILE = "metrics/data.json"
 LABELS_FILE = "metrics/data_labels.csv"  # examples per character / class and split (a DVC plot)
@@ -58,6 +61,32 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def split_inputs(params: Params) -> dict:
+    """What the split is made from: the settings DVC's split stage depends on and a content stamp
+    of data.source (and data.test_source), as JSON reads them back. Recorded in meta.json."""
+    settings = {"task": params.task, **{name: getattr(params, name).model_dump(mode="json")
+                                        for name in ("plates", "data", "split")}}
+    test = params.data.test_source
+    stamps = {"source": source_stamp(params.task, params.data.source),
+              "test_source": source_stamp(params.task, test) if test else None}
+    return json.loads(json.dumps({"settings": settings, **stamps}, default=str))
+
+
+def ensure_prepared(params: Params) -> bool:
+    """Run the split when ``split.output`` is missing or was made from other inputs
+    (:func:`split_inputs`: settings or files), reuse it otherwise; True when it ran. For the
+    one-command entry points (``transferlab study``) on a fresh clone, where no ``dvc repro`` ran."""
+    params = resolve_plates(params)
+    meta = Path(params.split.output) / META_FILE
+    if meta.is_file() and read_json(meta).get("inputs") == split_inputs(params):
+        print(f"split: {params.split.output} is current: reused", flush=True)
+        return False
+    why = "missing" if not meta.is_file() else "made from other settings or files"
+    print(f"split: {params.split.output} is {why}: running the split stage", flush=True)
+    run(params)
+    return True
+
+
 def run(params: Params) -> dict:
     """Validate and decode the dataset, split it, write manifests, arrays and statistics."""
     params = resolve_plates(params)  # load_params did already; a library caller may not have
@@ -76,7 +105,7 @@ def run(params: Params) -> dict:
     stats = dataset_statistics(params, frame, moved, test_source)
     meta: dict = {"task": params.task, "classes": dataset.classes, "image_height": params.data.image_height,
                   "image_width": params.data.image_width, "source": str(dataset.source),
-                  "test_source": test_source, "fingerprints": {}}
+                  "test_source": test_source, "fingerprints": {}, "inputs": split_inputs(params)}
     for key, value in params.kind.split_meta(params).items():
         meta[key] = stats[key] = value
     with atomic_output_dir(params.split.output) as out:

@@ -53,6 +53,8 @@ class StudyConfig(Section):
     probe_c: float = Field(1.0, gt=0, description="inverse regularisation strength of the probe")
     metric: Literal["auto", "plate_accuracy", "char_accuracy", "accuracy"] = Field(
         "auto", description="the compared test metric; auto: char_accuracy (plates) / accuracy (classification)")
+    rope: float = Field(0.01, ge=0, le=1, description="region of practical equivalence: arms whose difference in "
+                        "the compared metric is within ±rope are equivalent for practical purposes")
     output: str = Field("study/results", min_length=1, description="variant results and cached features (DVC)")
     report: str = Field("docs/study", min_length=1, description="report.md, results.csv and figures (committed)")
 
@@ -145,6 +147,8 @@ class TuneConfig(Section):
     val_images: int | None = Field(1000, ge=1, description="seeded subset of the validation split; null: all of it")
     epochs: int | None = Field(3, ge=1, le=10_000, description="per trial; null: train.epochs")
     finetune_epochs: int | None = Field(3, ge=0, le=10_000, description="per trial; null: train.finetune_epochs")
+    rope: float = Field(0.01, ge=0, le=1, description="region of practical equivalence of the best trial and the "
+                        "runner-up (±rope of the metric): within it they are equivalent, not a clear winner")
     search: SearchSpace = Field(default_factory=SearchSpace)
     output: str = Field("tune/best_params.yaml", min_length=1)
 

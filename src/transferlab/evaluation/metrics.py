@@ -68,6 +68,21 @@ def char_accuracy(true: np.ndarray, pred: np.ndarray, pad_index: int | None = No
     return _mean((true == pred)[counted])
 
 
+def per_image_scores(true: np.ndarray, pred: np.ndarray, pad_index: int | None = None) -> dict[str, np.ndarray]:
+    """Each image's part of the accuracies, whose mean over the images is the accuracy: for a
+    paired per-image comparison of two models on the same test set. Plates: ``plate_accuracy``
+    (0/1) and ``char_accuracy`` (right characters × images / characters, so the mean is the pooled
+    character accuracy); one label per image: ``accuracy`` (0/1)."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    right = true == pred
+    if true.ndim == 1:
+        return {"accuracy": right.astype(np.float64)}
+    counted = np.ones(true.shape, bool) if pad_index is None else true != pad_index
+    total = int(counted.sum())
+    chars = (right & counted).sum(axis=1) * (len(true) / total) if total else np.zeros(len(true))
+    return {"plate_accuracy": right.all(axis=1).astype(np.float64), "char_accuracy": chars.astype(np.float64)}
+
+
 def slot_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
     """Share of slots that are right, pad slots included (the per-slot figure, labelled as such)."""
     return _mean(np.asarray(true) == np.asarray(pred))

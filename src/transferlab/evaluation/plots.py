@@ -233,3 +233,38 @@ def save_study_strategies(ranking: pd.DataFrame, frame: pd.DataFrame, metric: st
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_study_verdict(arms: pd.DataFrame, per_repetition: dict, rope: float, reference: float | None, title: str,
+                       metric: str, path: str | Path) -> None:
+    """The report's main comparison: each arm's per-repetition results (dots), its mean and 95 %
+    interval (``arms``: strategy, mean, ci_low, ci_high, status; best first), the region of
+    practical equivalence around ``reference`` (the leader's mean) as a band, the verdict as title."""
+    import numpy as np
+
+    if arms.empty:
+        _study_empty(path, title, "no strategy to compare")
+        return
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(arms) + 2.5), 4))
+    if reference is not None and np.isfinite(reference):
+        ax.axhspan(reference - rope, reference + rope, color="tab:green", alpha=0.15,
+                   label=f"ROPE: leader's mean ± {rope:g}")
+    for i, row in enumerate(arms.itertuples(index=False)):
+        mean = row.mean
+        low = row.ci_low if np.isfinite(row.ci_low) else mean
+        high = row.ci_high if np.isfinite(row.ci_high) else mean
+        premature = str(row.status).startswith("premature")
+        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="s", color="grey" if premature else "black",
+                    capsize=6, ms=6)
+        values = np.asarray(per_repetition.get(row.strategy, []), float)
+        ax.plot(i + np.linspace(-0.12, 0.12, len(values)) + 0.2, values, "o", color="tab:blue", ms=4, alpha=0.8)
+    ax.plot([], [], "o", color="tab:blue", ms=4, label="one repetition (seed)")
+    ax.set_xticks(range(len(arms)), [f"{s}\n({st})" for s, st in zip(arms["strategy"], arms["status"])], fontsize=8)
+    ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean, 95 % CI)")
+    ax.set_xlabel("each arm's own interval; the verdict compares paired differences (report.md)", fontsize=8)
+    ax.set_title(title, fontsize=9, wrap=True)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -159,10 +159,15 @@ def proportion_difference_interval(p1: float, n1: int, p2: float, n2: int, confi
 
 
 def unclear_best(best: float, second: float | None, n: int, chance: float, name: str = "accuracy",
-                 rival: str = "the runner-up") -> str | None:
+                 rival: str = "the runner-up", rope: float | None = None) -> str | None:
     """Why the best of several accuracies measured on the same ``n`` items is not a clear winner,
     or None when it is one: the low end of its Wilson interval must reach :func:`learned_level`,
-    and its Newcombe difference interval to ``second`` (the runner-up) must exclude zero."""
+    and it must be practically better than ``second`` (the runner-up): P(best − second > rope)
+    >= 0.95 with the items' sampling error (:func:`transferlab.evaluation.comparison.single`,
+    the same rule as the study's comparisons; one run each, so seed noise is not included)."""
+    from transferlab.evaluation import comparison as cmp
+
+    rope = cmp.DEFAULT_ROPE if rope is None else rope
     interval = proportion_interval(best, n)
     shown = f"{name} {interval.format(4, signed=False)}"
     level = learned_level(chance)
@@ -173,23 +178,30 @@ def unclear_best(best: float, second: float | None, n: int, chance: float, name:
                 f"plus {MIN_SKILL * 100:.0f} % of the way to perfect)")
     if second is None:
         return None
-    diff = proportion_difference_interval(best, n, second, n)
-    if diff.low <= 0:
-        return f"not distinguishable from {rival} ({second:.4f}): difference {diff.format(4)}"
-    return None
-
-
-def seeds_needed(differences, confidence: float = CONFIDENCE, max_seeds: int = MAX_SEEDS) -> int | None:
-    """Seeds a paired t-interval would need to exclude zero, if the per-seed differences kept
-    their mean and spread; None when no number up to ``max_seeds`` would (or the mean is 0)."""
-    d = _clean(differences)
-    if len(d) < 2 or d.mean() == 0:
+    compared = cmp.single(best - second, rope, cmp.proportion_error(best, n, second), counted="validation image")
+    if compared.decision == "better":
         return None
-    sd = float(d.std(ddof=1))
-    if sd == 0:
+    shown = f"difference {compared.interval.format(4)}; {compared.probabilities('best', rival)}"
+    if compared.decision == "equivalent":
+        return f"practically equivalent to {rival} ({second:.4f}, within ±{rope:.3g}): {shown}"
+    return f"not distinguishable from {rival} ({second:.4f}): {shown}"
+
+
+def seeds_needed(differences, confidence: float = CONFIDENCE, max_seeds: int = MAX_SEEDS, overlap: float = 0.0,
+                 test_variance: float = 0.0, margin: float = 0.0) -> int | None:
+    """Seeds a paired t-interval would need to clear ``margin`` (0, or the ROPE) on the side of
+    the mean, if the per-seed differences kept their mean and spread; None when no number up to
+    ``max_seeds`` would (or the mean does not clear it). ``overlap`` and ``test_variance`` as in
+    :mod:`transferlab.evaluation.comparison`: they do not shrink with more seeds."""
+    d = _clean(differences)
+    distance = abs(float(d.mean())) - margin if len(d) else 0.0
+    if len(d) < 2 or distance <= 0:
+        return None
+    s2 = float(d.var(ddof=1))
+    if s2 == 0 and test_variance == 0:
         return len(d)
     for n in range(2, max_seeds + 1):
-        if _scipy_stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n) < abs(float(d.mean())):
+        if _scipy_stats.t.ppf(0.5 + confidence / 2, n - 1) * np.sqrt((1 / n + overlap) * s2 + test_variance) < distance:
             return n
     return None
 
@@ -202,9 +214,11 @@ class Finding:
     claim: str
     interval: Interval | None
     # "supported" | "contradicted" | "not distinguishable from no effect" | "not run" | withheld:
-    # "premature" (an arm had not finished learning) | "uninformative" (near chance)
+    # "premature" (an arm had not finished learning) | "uninformative" (near chance); comparisons
+    # against a ROPE (transferlab.evaluation.comparison): "practically equivalent" | "undecided"
     verdict: str
     sentence: str
+    probabilities: dict | None = None  # comparisons: p_better, p_equivalent, p_worse
 
 
 def verdict(interval: Interval) -> str:

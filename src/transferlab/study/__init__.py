@@ -13,20 +13,23 @@ trained (in memory, no per-variant data files) on the prepared split:
 Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
 ``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
 (:func:`report`, in :mod:`transferlab.study.verdict`) reads them back, computes effect sizes
-with 95 % intervals over seeds (:mod:`transferlab.evaluation.stats`), withholds verdicts the evidence
+with 95 % intervals over seeds, corrected for overlapping folds and the fixed test set, and their
+probabilities against ``study.rope`` (:mod:`transferlab.evaluation.comparison`), withholds verdicts the evidence
 cannot carry (:mod:`transferlab.study.evidence`), runs the diagnostics and writes
 ``<study.report>/report.md``, ``results.csv`` and the figures, also logged to MLflow.
 
 Seeds pair the arms: variants with the same seed train on the same random subset of the
 training split and augment with the same seed, so differences are paired by seed.
 
-Run it all in one process with :func:`run_all` (``transferlab study``), or through
+Run it all in one process with :func:`run_all` (``transferlab study``; it runs the split stage
+when ``data/prepared`` is missing or stale), or through
 DVC (``dvc repro study/dvc.yaml``), where every variant is a ``matrix`` stage whose output
 DVC caches: changing one list value only trains the new variants.
 
 The package: :mod:`.grid` (the variants), :mod:`.runner` (training them, the report run),
 :mod:`.sources` (pretrained sources), :mod:`.evidence` / :mod:`.curves` / :mod:`.diagnostics`
-(what the results can carry) and :mod:`.verdict` (hypotheses, ranking, recommendation, report).
+(what the results can carry), :mod:`.recommend` (ranking, recommendation) and :mod:`.verdict`
+(hypotheses, report).
 """
 
 from transferlab.study.grid import (  # noqa: F401 - the study's API

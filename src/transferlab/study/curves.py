@@ -8,7 +8,7 @@ import pandas as pd
 
 from transferlab.evaluation import stats
 from transferlab.config import StudyConfig
-from transferlab.study.evidence import (arm_interval, difference, learned, per_seed, premature_text, size_budget,
+from transferlab.study.evidence import (Design, arm_interval, compare_rows, learned, premature_text, size_budget,
                                         summary_row)
 
 
@@ -43,8 +43,9 @@ def curve_summary(histories: dict[str, pd.DataFrame], frame: pd.DataFrame, metri
     return curves, lines
 
 
-def _size_states(part: pd.DataFrame, arms: tuple[str, str], metric: str, chance: float) -> list[tuple]:
-    """Per size both arms ran: (size, text, sign): sign 0 when the difference cannot be called."""
+def _size_states(part: pd.DataFrame, arms: tuple[str, str], metric: str, chance: float,
+                 design: Design) -> list[tuple]:
+    """Per size both arms ran: (size, text, sign): sign 0 unless one arm is practically better."""
     both = set(part[part["arm"] == arms[0]]["train_size"]) & set(part[part["arm"] == arms[1]]["train_size"])
     states = []
     for n in sorted(both):
@@ -53,23 +54,24 @@ def _size_states(part: pd.DataFrame, arms: tuple[str, str], metric: str, chance:
         if why:
             states.append((n, f"n={n}: premature, {why.split('; train longer')[0]}", 0))
             continue
-        if not any(learned(arm_interval(rows, metric), chance) for rows in cell.values()):
+        if not any(learned(arm_interval(rows, metric, design), chance) for rows in cell.values()):
             states.append((n, f"n={n}: both arms near chance", 0))
             continue
-        _, interval = difference(per_seed(cell[arms[1]], metric), per_seed(cell[arms[0]], metric))
-        states.append((n, f"n={n}: {interval.format()}", int(np.sign(interval.estimate)) if interval.excludes_zero else 0))
+        _, compared = compare_rows(cell[arms[1]], cell[arms[0]], metric, design)
+        sign = {"better": 1, "worse": -1}.get(compared.decision, 0)
+        states.append((n, f"n={n}: {compared.interval.format()}, {compared.decision}", sign))
     return states
 
 
 def size_curve(frame: pd.DataFrame, study: StudyConfig, metric: str, chance: float) -> tuple[pd.DataFrame, str]:
     """Metric vs training-set size for scratch and the transfer arm (without augmentation), and the crossing."""
-    arms = ("scratch", study.transfer_arm)
+    arms, design = ("scratch", study.transfer_arm), Design.of(study)
     part = frame[(frame["augment"] == 0) & frame["group"].isin(["sizes", "factorial"]) & frame["arm"].isin(arms)]
-    table = pd.DataFrame([{"arm": arm, "train_size": int(n), **summary_row(cell, metric, chance)}
+    table = pd.DataFrame([{"arm": arm, "train_size": int(n), **summary_row(cell, metric, chance, design)}
                           for (arm, n), cell in part.groupby(["arm", "train_size"])])
     if table.empty or table["arm"].nunique() < 2:
         return table, "The data-size curve needs both arms (scratch and the transfer arm) at several sizes."
-    states = _size_states(part, arms, metric, chance)
+    states = _size_states(part, arms, metric, chance, design)
     shown = "; ".join(text for _, text, _ in states)
     decided = [(n, sign) for n, _, sign in states if sign]
     if not decided:

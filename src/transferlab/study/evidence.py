@@ -11,8 +11,12 @@ learned state and at least one of them learned anything. Three gates, used by th
 - **near chance**: an arm whose 95 % interval over seeds does not clear
   :func:`transferlab.evaluation.stats.learned_level` (chance + ``MIN_SKILL`` of the way to perfect)
   has not shown that it learned; two such arms are not compared;
-- **indistinguishable**: the best arm and the runner-up whose paired difference interval
-  covers zero are not ranked.
+- **undecided**: the best arm and the runner-up are ranked only when one is practically better
+  or both are practically equivalent (:mod:`transferlab.evaluation.comparison`, with the
+  study's :class:`Design`: overlapping folds, the fixed test set, ``study.rope``).
+
+A premature arm withholds the comparisons it is part of; it blocks the recommendation only
+when it could plausibly still win (:func:`could_still_win`).
 
 What would make an uninformative study informative is estimated from its own data-size
 curve (:func:`size_budget`) and seed spread (:func:`transferlab.evaluation.stats.seeds_needed`).
@@ -20,11 +24,16 @@ curve (:func:`size_budget`) and seed spread (:func:`transferlab.evaluation.stats
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from transferlab.config import StudyConfig
+from transferlab.evaluation import comparison as cmp
 from transferlab.evaluation import diagnostics as d
-from transferlab.evaluation.stats import MIN_SKILL, Interval, difference_interval, learned_level, t_interval
+from transferlab.evaluation.stats import MIN_SKILL, Interval, learned_level
+from transferlab.study.grid import IMAGE_SCORES
 
 PLATE_METRICS = ("plate_accuracy", "char_accuracy")
 LONGER_FACTOR = 2  # a premature arm: suggest this multiple of the epochs it ran
@@ -70,10 +79,25 @@ def _short(check: d.Diagnostic) -> str:
     return f"{e['name']} still {e['moving']} at its last epoch ({e['change']:+.3f} over the last {e['span']} epochs)"
 
 
+def headroom(history: pd.DataFrame, metric: str, epochs: float) -> float:
+    """What a premature variant could still gain: its validation metric's rise per epoch over the
+    last epochs (:data:`transferlab.evaluation.diagnostics.IMPROVING_WINDOW`), continued for the
+    further epochs of the suggested budget. A straight line over-estimates a flattening curve:
+    on the side of not dismissing the arm. 0 when the curve is flat or falling (e.g. one class)."""
+    column = "val_" + metric
+    values = history[column].dropna().to_numpy(float) if column in history else np.array([])
+    if len(values) < 2:
+        return 0.0
+    span = min(d.IMPROVING_WINDOW, len(values) - 1)
+    per_epoch = max(0.0, float(values[-1] - values[-1 - span]) / span)
+    return per_epoch * max(epochs, len(values)) * (LONGER_FACTOR - 1)
+
+
 def assess_variants(frame: pd.DataFrame, histories: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
-    """The results with two columns more: ``premature`` (why the variant had not finished
-    learning, "" when nothing says so) and ``longer_epochs`` (the budget to suggest)."""
-    why, longer = [], []
+    """The results with three columns more: ``premature`` (why the variant had not finished
+    learning, "" when nothing says so), ``longer_epochs`` (the budget to suggest) and
+    ``headroom`` (:func:`headroom`; 0 for a finished variant)."""
+    why, longer, gain = [], [], []
     for _, row in frame.iterrows():
         history = histories.get(f"{row['group']}/{row['key']}", pd.DataFrame())
         fired = unfinished_checks(row, history, metric)
@@ -81,7 +105,8 @@ def assess_variants(frame: pd.DataFrame, histories: dict[str, pd.DataFrame], met
         ran = number_field(row.get("epochs"))
         ran = ran if np.isfinite(ran) and ran > 0 else float(len(history))
         longer.append(int(max(ran, 1) * LONGER_FACTOR) if fired else 0)
-    return frame.assign(premature=why, longer_epochs=longer)
+        gain.append(headroom(history, metric, ran) if fired else 0.0)
+    return frame.assign(premature=why, longer_epochs=longer, headroom=gain)
 
 
 def premature_text(rows: pd.DataFrame) -> str | None:
@@ -105,13 +130,98 @@ def premature_text(rows: pd.DataFrame) -> str | None:
     return f"{' and '.join(parts)}; train longer (e.g. {int(bad['longer_epochs'].max())} epochs) before comparing"
 
 
+@dataclass(frozen=True)
+class Design:
+    """What the study's repetitions share, for :mod:`transferlab.evaluation.comparison`: the
+    folds (their overlap widens the variance), the test images when a result does not record
+    its count, and the region of practical equivalence. The default: one split, no test count."""
+
+    folds: int = 0
+    rope: float = cmp.DEFAULT_ROPE
+    test_images: int | None = None
+
+    @classmethod
+    def of(cls, study: StudyConfig) -> Design:
+        return cls(study.folds, study.rope, study.test_size or None)
+
+    @property
+    def overlap(self) -> float:
+        return cmp.overlap_ratio(self.folds)
+
+    def described(self, unit: str) -> str:
+        """The report's sentence on how its intervals and verdicts are computed."""
+        folds = (f"its variance corrected for the {self.folds} overlapping training folds (Nadeau & Bengio: "
+                 f"× (1/J + 1/(k − 1)) instead of 1/J, J repetitions, k = {self.folds})" if self.folds >= 2
+                 else "conditional on the one split every repetition shares (study.folds: 0)")
+        return (f"Intervals are 95 % intervals of a t over seeds (paired by seed: same training subset and "
+                f"augmentation seed), {folds}, with the fixed test set's sampling error added (from per-image "
+                f"test scores where the results store them, else a binomial bound on the test count). Each "
+                f"comparison gives P(A better), P(practically equivalent, within ±{self.rope:g} {unit}: "
+                f"study.rope) and P(B better) (a Bayesian correlated t-test); one of them at or above "
+                f"{cmp.DECISION:.2f} decides, otherwise it is undecided.")
+
+
 def per_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
     return rows.groupby("seed")["test_" + metric].mean()
 
 
-def arm_interval(rows: pd.DataFrame, metric: str) -> Interval:
-    """Mean of the test metric over seeds with its 95 % t-interval."""
-    return t_interval(per_seed(rows, metric))
+def image_scores(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Per-image test scores ``(seeds, images)`` (seed order), None unless every row has them."""
+    column = IMAGE_SCORES + metric
+    if column not in rows or not all(isinstance(v, (list, tuple, np.ndarray)) and len(v) for v in rows[column]):
+        return None
+    per = rows.groupby("seed")[column].apply(lambda v: np.mean([np.asarray(x, float) for x in v], axis=0))
+    return np.stack(per.to_list()) if len({len(x) for x in per}) == 1 else None
+
+
+def test_error(rows: pd.DataFrame, metric: str, design: Design, other: pd.DataFrame | None = None) -> cmp.TestError:
+    """The test set's sampling variance of one arm's mean, or of ``rows`` − ``other``: paired
+    per-image scores when stored, else the binomial bound on the recorded (or the study's) count."""
+    mine, theirs = image_scores(rows, metric), None if other is None else image_scores(other, metric)
+    if mine is not None and (other is None or (theirs is not None and theirs.shape[1] == mine.shape[1])):
+        return cmp.paired_image_error(mine, theirs)
+    counts = [number_field(v) for part in (rows, other) if part is not None for v in part.get("test_images", [])]
+    counts = [c for c in counts if np.isfinite(c)]
+    n = int(min(counts)) if counts else design.test_images
+    second = None if other is None else float(per_seed(other, metric).mean())
+    return cmp.proportion_error(float(per_seed(rows, metric).mean()), n, second)
+
+
+def test_basis(frame: pd.DataFrame, metric: str, design: Design) -> str:
+    """How the test set's error is estimated for these results (said once in the report)."""
+    return test_error(frame, metric, design).basis
+
+
+def arm_interval(rows: pd.DataFrame, metric: str, design: Design = Design()) -> Interval:
+    """Mean of the test metric over seeds with its 95 % interval (corrected for overlapping folds,
+    with the test set's sampling error)."""
+    values = per_seed(rows, metric)
+    return cmp.repeated(values, design.rope, design.overlap, test_error(rows, metric, design), paired=False).interval
+
+
+def compare_rows(first: pd.DataFrame, second: pd.DataFrame, metric: str,
+                 design: Design = Design()) -> tuple[np.ndarray, cmp.Comparison]:
+    """``first − second``: per-seed differences and their comparison, paired by seed (unpaired
+    when no seed is shared)."""
+    a, b = per_seed(first, metric), per_seed(second, metric)
+    common = a.index.intersection(b.index)
+    if len(common):
+        diff = a.loc[common].to_numpy() - b.loc[common].to_numpy()
+        error = test_error(first[first["seed"].isin(common)], metric, design, second[second["seed"].isin(common)])
+        return diff, cmp.repeated(diff, design.rope, design.overlap, error)
+    return np.array([]), cmp.unpaired(a, b, design.rope, design.overlap, test_error(first, metric, design, second))
+
+
+def could_still_win(rows: pd.DataFrame, interval: Interval, leader: float, rope: float) -> tuple[bool, str]:
+    """Whether a premature arm could plausibly still reach the leader's mean (within the ROPE):
+    the high end of its interval plus its :func:`headroom` (the largest of its variants') at or
+    above ``leader − rope``. One seed (no interval) always could. Returns the judgement and why."""
+    gain = float(rows["headroom"].max()) if "headroom" in rows else 0.0
+    reach = interval.high + gain
+    text = (f"its 95 % high end {interval.high:.3f} plus its recent rise continued for the longer budget "
+            f"({gain:+.3f}) {'reaches' if reach >= leader - rope else 'stays below'} the leader's mean {leader:.3f} "
+            f"− ROPE {rope:g}")
+    return bool(reach >= leader - rope), text
 
 
 def learned(interval: Interval, chance: float) -> bool:
@@ -169,28 +279,19 @@ def companions(frame: pd.DataFrame, metric: str) -> list[str]:
     return [m for m in PLATE_METRICS if m != metric and "test_" + m in frame]
 
 
-def cell_status(rows: pd.DataFrame, metric: str, chance: float) -> str:
+def cell_status(rows: pd.DataFrame, interval: Interval, chance: float) -> str:
     """``premature (k of n)``, ``learned`` or ``near chance`` for the variants of one cell."""
     bad = int((rows["premature"] != "").sum())
     if bad:
         return f"premature ({bad} of {len(rows)})"
-    return "learned" if learned(arm_interval(rows, metric), chance) else "near chance"
+    return "learned" if learned(interval, chance) else "near chance"
 
 
-def summary_row(rows: pd.DataFrame, metric: str, chance: float) -> dict:
+def summary_row(rows: pd.DataFrame, metric: str, chance: float, design: Design = Design()) -> dict:
     """Mean, 95 % CI over seeds, companion means, training time and status of a set of variants."""
-    interval = arm_interval(rows, metric)
+    interval = arm_interval(rows, metric, design)
     row = {"seeds": int(rows["seed"].nunique()), "mean": interval.estimate, "ci_low": interval.low,
            "ci_high": interval.high, "train_seconds": float(rows["train_seconds"].mean()),
-           "status": cell_status(rows, metric, chance)}
+           "status": cell_status(rows, interval, chance)}
     row.update({m: float(rows["test_" + m].mean()) for m in companions(rows, metric)})
     return row
-
-
-def difference(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, Interval]:
-    """Per-seed differences and their interval: paired by seed, Welch when no seed is shared."""
-    common = a.index.intersection(b.index)
-    if len(common):
-        diff = a.loc[common].to_numpy() - b.loc[common].to_numpy()
-        return diff, difference_interval(a.loc[common], b.loc[common], paired=True)
-    return np.array([]), difference_interval(a, b, paired=False)

@@ -22,11 +22,13 @@ RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 RESULTS_TABLE = "results.csv"
 REPORT_FILE = "report.md"
+IMAGE_SCORES = "images_test_"  # result fields: per-image test scores of each metric, for paired comparisons
 FIGURES = {
     "factorial": "factorial.png",
     "curves": "learning_curves.png",
     "sizes": "data_size.png",
     "strategies": "strategies.png",
+    "verdict": "verdict.png",
 }
 
 
@@ -113,7 +115,7 @@ def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerpri
     """What shapes a variant's result: a finished variant with the same hash is not run again."""
     shaping = {k: v for k, v in study.model_dump().items()
                if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
-                            "experiment", "report", "transfer_arm", "metric")}
+                            "experiment", "report", "transfer_arm", "metric", "rope")}
     pretraining = [params.generate.model_dump(), params.pretrain.model_dump()] if "synthetic" in variant.source else []
     key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
                       params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining],

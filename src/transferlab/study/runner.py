@@ -13,8 +13,8 @@ import pandas as pd
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
-from transferlab.study.grid import (HISTORY_FILE, RESULT_FILE, Variant, fold_of, metric_name, variant_hash,
-                                    variant_params, variants)
+from transferlab.study.grid import (HISTORY_FILE, IMAGE_SCORES, RESULT_FILE, Variant, fold_of, metric_name,
+                                    variant_hash, variant_params, variants)
 from transferlab.study.sources import pretrain_sources
 
 
@@ -82,10 +82,12 @@ def _probe_variant(params: Params, study: StudyConfig, data, variant: Variant, l
             f_test = probe.pooled_features(extractor(pretrained), data.x_test)
         started = time.monotonic()
         model = probe.LinearProbe(data.num_classes, kind=study.probe, c=study.probe_c).fit(f_train, y_fit)
-        scores = engine.score(data, data.y_test, model.predict_proba(f_test))
+        probs = model.predict_proba(f_test)
+        scores = engine.score(data, data.y_test, probs)
         prefix = "test_" if pretrained else "random_test_"
         result.update({prefix + k: v for k, v in scores.items()})
         if pretrained:
+            result.update(test_images=len(data.y_test), **engine.image_scores(data, data.y_test, probs, IMAGE_SCORES))
             result["train_seconds"] = round(time.monotonic() - started, 2)
             for strength in sorted({s for s in study.augment_strengths if s > 0}):
                 aug = probe.pooled_features(extractor(True), augment_images(data.x_test, strength, seed=0))
@@ -118,8 +120,9 @@ def _keras_variant(params: Params, study: StudyConfig, data, variant: Variant, l
     result.update({f"val_{k}": v for k, v in val.items()})
     result.update({"val_images": len(train.y_val),
                    "train_class_counts": np.bincount(train.y_train.ravel(), minlength=train.num_classes).tolist()})
-    result.update({f"test_{k}": v for k, v in
-                   engine.score_model(model, data, data.x_test, data.y_test, cfg.batch_size).items()})
+    probs = engine.predict(model, data.x_test, cfg.batch_size)
+    result.update({f"test_{k}": v for k, v in engine.score(data, data.y_test, probs).items()})
+    result.update(test_images=len(data.y_test), **engine.image_scores(data, data.y_test, probs, IMAGE_SCORES))
     for strength in sorted({s for s in study.augment_strengths if s > 0}):
         result.update({f"test_aug{strength:g}_{k}": v for k, v in engine.score_model(
             model, data, augment_images(data.x_test, strength, seed=0), data.y_test, cfg.batch_size).items()})
@@ -288,9 +291,13 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
 
 
 def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
-    """The whole study in one process: features, every variant (finished ones reused), the report."""
+    """The whole study in one process: the prepared split (run when missing or stale), features,
+    every variant (finished ones reused), the report."""
+    from transferlab.split import ensure_prepared
+
     study = cfg or params.study
     started = time.monotonic()
+    ensure_prepared(params)
     data = load_study_data(params, study)
     if any(v.arm == "probe" for v in variants(study)):
         compute_features(params, study, data)

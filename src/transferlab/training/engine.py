@@ -295,3 +295,13 @@ def score(data: ArrayData, labels: np.ndarray, probs: np.ndarray) -> dict[str, f
 def score_model(model: keras.Model, data: ArrayData, images: np.ndarray, labels: np.ndarray,
                 batch_size: int) -> dict[str, float]:
     return score(data, labels, predict(model, images, batch_size))
+
+
+def image_scores(data: ArrayData, labels: np.ndarray, probs: np.ndarray, prefix: str = "images_",
+                 digits: int = 4) -> dict[str, list[float]]:
+    """Per-image accuracies (:func:`transferlab.evaluation.metrics.per_image_scores`) as
+    ``<prefix><metric>`` lists, rounded to keep a result file small."""
+    from transferlab.evaluation import metrics
+
+    found = metrics.per_image_scores(labels, metrics.predicted_indices(probs), data.pad_index)
+    return {f"{prefix}{k}": np.round(v, digits).tolist() for k, v in found.items()}

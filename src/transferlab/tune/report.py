@@ -104,12 +104,16 @@ def chance_of(metric: str, classes: int, slots: int) -> float:
 
 
 def unclear_winner(metric: str, best: float, second: float | None, val_images: int, chance: float,
-                   second_trial: int | None = None) -> str | None:
+                   second_trial: int | None = None, rope: float | None = None) -> str | None:
     """Why the best trial is not a clear winner (:func:`transferlab.evaluation.stats.unclear_best`), or None.
 
-    The count is the validation images, also for character accuracy: a plate's characters are
-    not independent trials, so counting images is the conservative choice. A loss has no
-    interval from the validation count, so it is never called clear.
+    The study's rule (:mod:`transferlab.evaluation.comparison`): the best trial must be practically
+    better than the runner-up, by more than ``rope`` (``tune.rope``) with probability 0.95, given
+    the validation set's sampling error; within the ROPE the two are practically equivalent. The
+    count is the validation images, also for character accuracy: a plate's characters are not
+    independent trials, so counting images is the conservative choice. Each trial ran once, so its
+    seed's noise is not included. A loss has no interval from the validation count, so it is
+    never called clear.
     """
     from transferlab.evaluation.stats import unclear_best
 
@@ -117,7 +121,7 @@ def unclear_winner(metric: str, best: float, second: float | None, val_images: i
         return (f"ranked by {metric}, which has no interval from the validation count: chance and the runner-up "
                 "cannot be ruled out")
     rival = f"trial {second_trial}" if second_trial is not None else "the runner-up"
-    return unclear_best(best, second, val_images, chance, metric, rival)
+    return unclear_best(best, second, val_images, chance, metric, rival, rope)
 
 
 def next_step(summary: dict[str, Any]) -> str:
@@ -217,7 +221,8 @@ def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, par
     command = exp_run_command(values)
     second = runner_up(study, best)
     unclear = unclear_winner(metric, best.value, second.value if second else None, len(data.x_val),
-                             chance_of(metric, len(data.classes), data.slots), second.number if second else None)
+                             chance_of(metric, len(data.classes), data.slots), second.number if second else None,
+                             cfg.rope)
     write_best_params(Path(cfg.output), values,
                       _best_params_header(cfg, url, metric, best, counts, len(data.x_val), command, unclear))
     importances = param_importances(study)
