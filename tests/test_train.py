@@ -144,6 +144,10 @@ def test_init_from_copies_an_earlier_model(project):
     assert np.allclose(model.predict(probe, verbose=0), earlier.predict(probe, verbose=0), atol=1e-5)
 
 
-def test_init_from_a_missing_file_is_a_clear_error(project):
-    with pytest.raises(TransferlabError, match="train.init_from: .*not found"):
+def test_init_from_a_missing_file_is_a_clear_error_before_any_mlflow_run(project, capsys):
+    with pytest.raises(TransferlabError, match="train.init_from: .*nope.keras: model file not found"):
         train.run(params_for(project, init_from=str(project / "nope.keras")))
+    assert capsys.readouterr().err == ""  # no MLflow line before the error
+    assert mlflow.MlflowClient(tracking.configure(project)).search_runs(
+        [e.experiment_id for e in mlflow.search_experiments()]) == []
+

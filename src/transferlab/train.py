@@ -62,6 +62,8 @@ def run(params: Params) -> dict:
     from transferlab.pretrain import initial_model
 
     init_from, pretrain_run = initial_model(params)
+    if init_from:  # checked before the MLflow run starts: a run that cannot train leaves no run behind
+        engine.check_init_from(init_from)
     params = params.model_copy(update={"train": params.train.model_copy(update={"init_from": init_from})})
     cfg = params.train
     data = load_training_data(params)

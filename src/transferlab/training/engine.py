@@ -71,15 +71,21 @@ def compile_model(model: keras.Model, data: ArrayData, learning_rate, label_smoo
     )
 
 
+def check_init_from(path: str) -> Path:
+    """``train.init_from`` as a path; one clear error when it names no file."""
+    source_path = Path(path)
+    if not source_path.is_file():
+        raise TransferlabError(f"train.init_from: {path}: model file not found")
+    return source_path
+
+
 def initialise_from(model: keras.Model, path: str) -> int:
     """Copy weights from an earlier run's model wherever layer names and shapes match.
 
     In-domain transfer (e.g. synthetic plates -> the user's real plates) reuses the whole
     backbone and, when the alphabet and slots match, the head too.
     """
-    source_path = Path(path)
-    if not source_path.is_file():
-        raise TransferlabError(f"train.init_from: {path}: model file not found")
+    source_path = check_init_from(path)
     source = keras.models.load_model(source_path, compile=False)
     source_layers = {layer.name: layer for layer in source._flatten_layers(include_self=False)}
     copied = 0
