@@ -207,3 +207,43 @@ def test_a_run_killed_after_its_best_epoch_resumes_to_the_same_kept_epoch_and_me
     assert all(np.array_equal(a, b) for a, b in zip(resumed["weights"], uninterrupted["weights"]))
     assert resumed["curves"]["val_loss"][0][0] == 1 and len(resumed["curves"]["val_loss"]) == 4
     assert not checkpoint.exists()  # a finished run leaves nothing to resume from
+
+
+def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project, monkeypatch, capsys):
+    """The pretrain stage checkpoints like train: stopped in the middle of epoch 3 (the crash
+    leaves the checkpoint of epoch 2), run again, it reports what an uninterrupted run does."""
+    from transferlab import pretrain
+    from transferlab.generate import render
+
+    params = tiny_params(project, data={"source": str(project / "plates")},
+                         train={"backbone": "plain_cnn", "pretrained": False, "batch_size": 8, "head_units": 16,
+                                "output": str(project / "models")},
+                         pretrain={"enabled": True, "epochs": 4, "early_stopping_patience": 0,
+                                   "output": str(project / "pretrain")})
+    render.run(params)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    uninterrupted = pretrain.run(params)
+
+    def crash(self, batch, logs=None):
+        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
+            raise RuntimeError("simulated crash in epoch 3")
+
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
+                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
+    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain.run(params)
+    monkeypatch.undo()
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    capsys.readouterr()
+    resumed = pretrain.run(params)
+    out = capsys.readouterr().out
+    assert "resumed after epoch 2/4" in out and "epoch 2/4" not in out.replace("resumed after epoch 2/4", "")
+    assert uninterrupted["kept_epoch"] == resumed["kept_epoch"] == 2
+    assert uninterrupted["epochs"] == resumed["epochs"] == 4
+    assert ({k: v for k, v in resumed.items() if k not in ("run_id", "train_seconds")}
+            == {k: v for k, v in uninterrupted.items() if k not in ("run_id", "train_seconds")})
+    curves = [mlflow.MlflowClient(tracking.configure(project)).get_metric_history(s["run_id"], "val_loss")
+              for s in (uninterrupted, resumed)]
+    assert [(m.step, m.value) for m in curves[0]] == [(m.step, m.value) for m in curves[1]]

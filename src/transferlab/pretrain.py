@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.training import engine
+from transferlab.training.checkpoint import checkpoint_root
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.errors import TransferlabError
@@ -136,7 +137,8 @@ def run(params: Params) -> dict:
 
         print(f"pretrain: {len(data.x_train)} synthetic training / {len(data.x_val)} synthetic validation plates, "
               f"{p.train.backbone} from {'ImageNet' if p.train.pretrained else 'random'} weights")
-        result = engine.fit(p, data, lambda logs, step: mlflow.log_metrics(logs, step=step))
+        result = engine.fit(p, data, lambda logs, step: mlflow.log_metrics(logs, step=step),
+                            backup_root=backup_root(p, data))
         batch = p.train.batch_size
         summary = {"enabled": True, "synthetic_plates": len(data.x_train) + len(data.x_val),
                    "epochs": result.epochs, "kept_epoch": result.selection.kept_epoch,
@@ -160,6 +162,13 @@ def run(params: Params) -> dict:
           f"{summary['synthetic_val_char_accuracy']:.3f} vs {summary['real_val_char_accuracy']:.3f}): "
           "the synthetic-to-real gap that fine-tuning on the real plates closes")
     return summary
+
+
+def backup_root(params: Params, data: ArrayData) -> Path:
+    """Epoch checkpoints of an interrupted pretraining, keyed by what shapes it (the synthetic
+    plates' fingerprint is only their count, so the generate section is part of the key)."""
+    return checkpoint_root(params.pretrain.output, params.train.model_dump(), params.data.model_dump(), params.task,
+                           data.fingerprint, params.pretrain.model_dump(), params.generate.model_dump())
 
 
 def comparison_preview(params: Params, data: ArrayData, real: ArrayData, path: Path) -> Path:
