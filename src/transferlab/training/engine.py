@@ -166,6 +166,13 @@ class Trainer:
         self.total_epochs = cfg.epochs + (cfg.finetune_epochs if "finetune" in self.phases else 0)
         self.checkpoint = EpochCheckpoint(backup_root) if backup_root is not None else None
         self.resumed = self.checkpoint.load() if self.checkpoint is not None else None
+        if self.resumed is not None and self.resumed.phase not in self.phases:  # the folder's key should prevent it
+            raise TransferlabError(f"{self.checkpoint.state_path}: a checkpoint of phase {self.resumed.phase}, "
+                                   f"not one of {self.phases}; delete {self.checkpoint.root} to train from the start")
+
+    def callbacks(self, phase: str, initial_epoch: int) -> list[keras.callbacks.Callback]:
+        """The callbacks of one phase's ``fit`` (benchmarks/bench_train.py adds its timer here)."""
+        return [EpochReporter(self, phase, initial_epoch), *self.extra_callbacks]
 
     def resumes_later(self, phase: str) -> bool:
         """True when the checkpoint is of a later phase: ``phase`` is done and its weights restored with it."""
@@ -212,7 +219,7 @@ class Trainer:
             model.fit(batches, steps_per_epoch=steps_per_epoch(len(x_train), cfg.batch_size),
                       validation_data=(x_val, one_hot(self.data.y_val, k)), epochs=epochs,
                       initial_epoch=initial_epoch, shuffle=False, verbose=0,
-                      callbacks=[EpochReporter(self, phase, initial_epoch), *self.extra_callbacks])
+                      callbacks=self.callbacks(phase, initial_epoch))
         self.epochs_done = len(self.history)
 
     def fit_head_on_cached_features(self, epochs: int) -> None:
