@@ -247,3 +247,18 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project
     curves = [mlflow.MlflowClient(tracking.configure(project)).get_metric_history(s["run_id"], "val_loss")
               for s in (uninterrupted, resumed)]
     assert [(m.step, m.value) for m in curves[0]] == [(m.step, m.value) for m in curves[1]]
+
+
+def test_an_unreadable_checkpoint_is_one_clear_error_naming_it(tmp_path):
+    from transferlab.training.checkpoint import EpochCheckpoint
+
+    checkpoint = EpochCheckpoint(tmp_path / "backup")
+    assert checkpoint.load() is None
+    checkpoint.root.mkdir()
+    checkpoint.state_path.write_text('{"format": 1, "phase": "all"')  # cut short
+    with pytest.raises(TransferlabError, match=r"backup/state.json: unreadable training checkpoint .*delete"):
+        checkpoint.load()
+    checkpoint.state_path.write_text('{"format": 1, "phase": "all", "phase_epochs": 2, "history": [], '
+                                     '"weights": "all-0002.weights.h5", "kept": null, "seed_states": []}')
+    with pytest.raises(TransferlabError, match="all-0002.weights.h5 is missing"):
+        checkpoint.load()

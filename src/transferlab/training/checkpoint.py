@@ -83,9 +83,9 @@ class EpochCheckpoint:
             if not (self.root / kept).is_file():  # the same epoch's weights stay kept for many epochs
                 np.savez(self.root / f"{kept}.tmp.npz", *kept_weights)
                 (self.root / f"{kept}.tmp.npz").replace(self.root / kept)
-        self._write_state({
-            "format": FORMAT, "phase": phase, "phase_epochs": phase_epochs, "history": history,
-            "weights": weights, "kept": kept, "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(full)]})
+        seeds = [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(full)]
+        self._write_state({"format": FORMAT, "phase": phase, "phase_epochs": phase_epochs, "history": history,
+                           "weights": weights, "kept": kept, "seed_states": seeds})
         for path in self.root.iterdir():  # the previous epoch's files, and any a kill left half-written
             if path.name not in (STATE_FILE, weights, kept):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
