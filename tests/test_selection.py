@@ -81,7 +81,7 @@ def test_the_engine_keeps_the_best_character_accuracy_epoch_while_plate_accuracy
     original = engine.EpochReporter.on_epoch_end
 
     def scripted(self, epoch, logs=None):
-        step = self.first_epoch + epoch
+        step = self.trainer.epochs_done + epoch
         original(self, epoch, {**logs, "val_char_accuracy": chars[step], "val_plate_accuracy": 0.0})
         snapshots.append([w.copy() for w in self.trainer.model.get_weights()])
 

@@ -1,10 +1,16 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import mlflow
 import numpy as np
 import pytest
 import yaml
 
-from helpers import random_plates, tiny_params, write_plate_csv
+import train_worker
+from helpers import random_plates, tiny_params, write_params, write_plate_csv
 from transferlab import augment, split, tracking, train
 from transferlab.training import engine
 from transferlab.training.backbones import build_backbone
@@ -144,6 +150,115 @@ def test_init_from_copies_an_earlier_model(project):
     assert np.allclose(model.predict(probe, verbose=0), earlier.predict(probe, verbose=0), atol=1e-5)
 
 
-def test_init_from_a_missing_file_is_a_clear_error(project):
-    with pytest.raises(TransferlabError, match="train.init_from: .*not found"):
+def test_init_from_a_missing_file_is_a_clear_error_before_any_mlflow_run(project, capsys):
+    with pytest.raises(TransferlabError, match="train.init_from: .*nope.keras: model file not found"):
         train.run(params_for(project, init_from=str(project / "nope.keras")))
+    assert capsys.readouterr().err == ""  # no MLflow line before the error
+    assert mlflow.MlflowClient(tracking.configure(project)).search_runs(
+        [e.experiment_id for e in mlflow.search_experiments()]) == []
+
+
+def finished_run(project) -> dict:
+    """What a train run leaves behind: its files, MLflow run, model weights and kept epoch."""
+    run_id = read_json(project / "models/run.json")["run_id"]
+    client = mlflow.MlflowClient(tracking.configure(project))
+    run = client.get_run(run_id)
+    return {"run_id": run_id, "status": run.info.status,
+            "summary": {k: v for k, v in read_json(project / "metrics/train.json").items() if k != "train_seconds"},
+            "history": (project / "metrics/train_history.csv").read_text(),
+            "curves": {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+                       for key in ("loss", "val_loss", "val_char_accuracy")},
+            "tags": {k: run.data.tags[k] for k in ("kept_epoch", "selection")},
+            "weights": keras.models.load_model(project / "models/model.keras").get_weights()}
+
+
+def run_worker(project, params_file: str, kill_epoch: int) -> subprocess.CompletedProcess:
+    """tests/train_worker.py in a process of its own, on this checkout's transferlab."""
+    path = os.pathsep.join([str(Path(train.__file__).parents[1]), str(Path(__file__).parent)])
+    return subprocess.run([sys.executable, train_worker.__file__, params_file, str(kill_epoch)], cwd=project,
+                          env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, timeout=600)
+
+
+def test_a_run_killed_after_its_best_epoch_resumes_to_the_same_kept_epoch_and_metrics(project, monkeypatch):
+    """kill -9 in the middle of epoch 3, after the best epoch 2: the rerun keeps epoch 2's
+    weights and reports what an uninterrupted run reports, bit for bit (CPU)."""
+    params = params_for(project, epochs=4, early_stopping_patience=0, dropout=0.3)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    train.run(params)
+    uninterrupted = finished_run(project)
+    assert uninterrupted["summary"]["kept_epoch"] == 2 and uninterrupted["summary"]["epochs"] == 4
+
+    params_file = str(write_params(project / "resume.yaml", params))
+    killed = run_worker(project, params_file, kill_epoch=3)
+    assert killed.returncode == -9, killed.stderr
+    assert "epoch 2/4" in killed.stdout and "epoch 3/4" not in killed.stdout
+    checkpoint = train.backup_root(params, read_json(project / "data/prepared/meta.json")["fingerprints"]["train"])
+    assert len(read_json(checkpoint / "state.json")["history"]) == 2
+
+    rerun = run_worker(project, params_file, kill_epoch=0)  # a new process, as after a real kill
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed after epoch 2/4" in rerun.stdout and "epoch 1/4" not in rerun.stdout
+    resumed = finished_run(project)
+    assert resumed["run_id"] != uninterrupted["run_id"] and resumed["status"] == "FINISHED"
+    runs = mlflow.search_runs(experiment_names=["transferlab"])
+    assert sorted(runs["status"]) == ["FINISHED", "FINISHED", "KILLED"]  # the killed process's run
+    for key in ("summary", "history", "curves", "tags"):
+        assert resumed[key] == uninterrupted[key], key
+    assert all(np.array_equal(a, b) for a, b in zip(resumed["weights"], uninterrupted["weights"]))
+    assert resumed["curves"]["val_loss"][0][0] == 1 and len(resumed["curves"]["val_loss"]) == 4
+    assert not checkpoint.exists()  # a finished run leaves nothing to resume from
+
+
+def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project, monkeypatch, capsys):
+    """The pretrain stage checkpoints like train: stopped in the middle of epoch 3 (the crash
+    leaves the checkpoint of epoch 2), run again, it reports what an uninterrupted run does."""
+    from transferlab import pretrain
+    from transferlab.generate import render
+
+    params = tiny_params(project, data={"source": str(project / "plates")},
+                         train={"backbone": "plain_cnn", "pretrained": False, "batch_size": 8, "head_units": 16,
+                                "output": str(project / "models")},
+                         pretrain={"enabled": True, "epochs": 4, "early_stopping_patience": 0,
+                                   "output": str(project / "pretrain")})
+    render.run(params)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    uninterrupted = pretrain.run(params)
+
+    def crash(self, batch, logs=None):
+        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
+            raise RuntimeError("simulated crash in epoch 3")
+
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
+                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
+    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain.run(params)
+    monkeypatch.undo()
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    capsys.readouterr()
+    resumed = pretrain.run(params)
+    out = capsys.readouterr().out
+    assert "resumed after epoch 2/4" in out and "epoch 2/4" not in out.replace("resumed after epoch 2/4", "")
+    assert uninterrupted["kept_epoch"] == resumed["kept_epoch"] == 2
+    assert uninterrupted["epochs"] == resumed["epochs"] == 4
+    assert ({k: v for k, v in resumed.items() if k not in ("run_id", "train_seconds")}
+            == {k: v for k, v in uninterrupted.items() if k not in ("run_id", "train_seconds")})
+    curves = [mlflow.MlflowClient(tracking.configure(project)).get_metric_history(s["run_id"], "val_loss")
+              for s in (uninterrupted, resumed)]
+    assert [(m.step, m.value) for m in curves[0]] == [(m.step, m.value) for m in curves[1]]
+
+
+def test_an_unreadable_checkpoint_is_one_clear_error_naming_it(tmp_path):
+    from transferlab.training.checkpoint import EpochCheckpoint
+
+    checkpoint = EpochCheckpoint(tmp_path / "backup")
+    assert checkpoint.load() is None
+    checkpoint.root.mkdir()
+    checkpoint.state_path.write_text('{"format": 1, "phase": "all"')  # cut short
+    with pytest.raises(TransferlabError, match=r"backup/state.json: unreadable training checkpoint .*delete"):
+        checkpoint.load()
+    checkpoint.state_path.write_text('{"format": 1, "phase": "all", "phase_epochs": 2, "history": [], '
+                                     '"weights": "all-0002.weights.h5", "kept": null, "seed_states": []}')
+    with pytest.raises(TransferlabError, match="all-0002.weights.h5 is missing"):
+        checkpoint.load()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.training import engine
+from transferlab.training.checkpoint import checkpoint_root
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.data.prepared import with_recipe
@@ -138,7 +139,8 @@ def run(params: Params) -> dict:
 
         print(f"pretrain: {len(data.x_train)} synthetic training / {len(data.x_val)} synthetic validation plates, "
               f"{p.train.backbone} from {'ImageNet' if p.train.pretrained else 'random'} weights")
-        result = engine.fit(p, data, lambda logs, step: mlflow.log_metrics(logs, step=step))
+        result = engine.fit(p, data, lambda logs, step: mlflow.log_metrics(logs, step=step),
+                            backup_root=backup_root(p, data))
         batch = p.train.batch_size
         summary = {"enabled": True, "synthetic_plates": len(data.x_train) + len(data.x_val),
                    "epochs": result.epochs, "kept_epoch": result.selection.kept_epoch,
@@ -186,6 +188,13 @@ def log_look(params: Params) -> dict:
             mlflow.log_artifact(str(path.parent / name), "look")
     return {"look_fitted": True, "look_distance_default": look["distance_default"],
             "look_distance_fitted": look["distance_fitted"]}
+
+
+def backup_root(params: Params, data: ArrayData) -> Path:
+    """Epoch checkpoints of an interrupted pretraining, keyed by what shapes it (the synthetic
+    plates' fingerprint is only their count, so the generate section is part of the key)."""
+    return checkpoint_root(params.pretrain.output, params.train.model_dump(), params.data.model_dump(), params.task,
+                           data.fingerprint, params.pretrain.model_dump(), params.generate.model_dump())
 
 
 def comparison_preview(params: Params, data: ArrayData, real: ArrayData, path: Path) -> Path:

@@ -7,8 +7,6 @@ augmented training set, records the run and writes the model and metrics.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import keras
@@ -22,6 +20,7 @@ from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.data.prepared import with_recipe
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
+from transferlab.training.checkpoint import checkpoint_root
 from transferlab.training.models import count_trainable
 from transferlab.evaluation.plots import save_training_curves
 from transferlab.tracking.records import augmentation_label, log_dataset, variant_name
@@ -33,19 +32,12 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics/train.json"
 HISTORY_FILE = "metrics/train_history.csv"
 TRAIN_METRICS_SAMPLE = 2000  # training images scored after training
-BACKUP_DIR = ".backup"  # beside train.output: survives an interrupted run, removed at the end
 
 
 def backup_root(params: Params, fingerprint: str) -> Path:
-    """Epoch checkpoints of an interrupted run, keyed by its configuration and data.
-
-    A later run with other parameters must never resume from them, so the folder name
-    carries a hash of everything that shapes the training.
-    """
-    key = json.dumps([params.train.model_dump(), params.data.model_dump(), params.task, fingerprint,
-                      params.pretrain.model_dump()], sort_keys=True)
-    output = Path(params.train.output)
-    return output.parent / f".{output.name}{BACKUP_DIR}" / hashlib.sha256(key.encode()).hexdigest()[:12]
+    """Epoch checkpoints of an interrupted run, keyed by its configuration and data."""
+    return checkpoint_root(params.train.output, params.train.model_dump(), params.data.model_dump(), params.task,
+                           fingerprint, params.pretrain.model_dump())
 
 
 def load_training_data(params: Params) -> ArrayData:
@@ -72,6 +64,8 @@ def run(params: Params) -> dict:
 
     params, recipe = with_recipe(params)  # in-domain transfer: the fine-tuning recipe for this data's size
     init_from, pretrain_run = initial_model(params)
+    if init_from:  # checked before the MLflow run starts: a run that cannot train leaves no run behind
+        engine.check_init_from(init_from)
     params = params.model_copy(update={"train": params.train.model_copy(update={"init_from": init_from})})
     cfg = params.train
     data = load_training_data(params)

@@ -28,6 +28,8 @@ from transferlab.data.arrays import ArrayData
 from transferlab.errors import TransferlabError
 from transferlab.training.models import build_model, count_trainable, set_backbone_trainable
 from transferlab.training.normalization import adapt_batchnorm_momentum
+from transferlab.training.batches import epoch_batches, steps_per_epoch
+from transferlab.training.checkpoint import EpochCheckpoint
 from transferlab.training.selection import EpochSelector, Selection
 
 LogMetric = Callable[[dict, int], None]
@@ -54,7 +56,7 @@ def learning_rate_for(cfg, base_rate: float, epochs: int, train_size: int):
     """A constant rate, or a cosine decay to zero over the phase (no tuning of a decay step)."""
     if cfg.lr_schedule == "constant":
         return base_rate
-    steps = epochs * max(1, -(-train_size // cfg.batch_size))
+    steps = epochs * steps_per_epoch(train_size, cfg.batch_size)
     return keras.optimizers.schedules.CosineDecay(base_rate, decay_steps=steps)
 
 
@@ -69,15 +71,21 @@ def compile_model(model: keras.Model, data: ArrayData, learning_rate, label_smoo
     )
 
 
+def check_init_from(path: str) -> Path:
+    """``train.init_from`` as a path; one clear error when it names no file."""
+    source_path = Path(path)
+    if not source_path.is_file():
+        raise TransferlabError(f"train.init_from: {path}: model file not found")
+    return source_path
+
+
 def initialise_from(model: keras.Model, path: str) -> int:
     """Copy weights from an earlier run's model wherever layer names and shapes match.
 
     In-domain transfer (e.g. synthetic plates -> the user's real plates) reuses the whole
     backbone and, when the alphabet and slots match, the head too.
     """
-    source_path = Path(path)
-    if not source_path.is_file():
-        raise TransferlabError(f"train.init_from: {path}: model file not found")
+    source_path = check_init_from(path)
     source = keras.models.load_model(source_path, compile=False)
     source_layers = {layer.name: layer for layer in source._flatten_layers(include_self=False)}
     copied = 0
@@ -106,25 +114,28 @@ def build(params: Params, data: ArrayData):
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Per epoch: the history row, MLflow/DVC metrics, one terminal line with ETA, and the
-    kept-epoch bookkeeping (weights snapshot when the epoch is the best so far, early stop)."""
+    """Per epoch: the history row, MLflow/DVC metrics, one terminal line with ETA, the
+    kept-epoch bookkeeping (weights snapshot when the epoch is the best so far, early stop)
+    and the checkpoint a killed run resumes from."""
 
-    def __init__(self, trainer: Trainer, phase: str):
+    def __init__(self, trainer: Trainer, phase: str, initial_epoch: int):
         super().__init__()
-        self.trainer, self.phase = trainer, phase
+        self.trainer, self.phase, self.initial_epoch = trainer, phase, initial_epoch
         self.started = time.monotonic()
-        self.first_epoch = trainer.epochs_done
 
     def on_epoch_end(self, epoch, logs=None):
         t = self.trainer
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        step = self.first_epoch + epoch + 1
+        step = t.epochs_done + epoch + 1
         t.history.append({"epoch": step, "phase": self.phase, **logs})
         t.log_metric(logs, step)
         if t.selector.update(logs):
             t.kept_weights = t.model.get_weights()
+        if t.checkpoint is not None:
+            t.checkpoint.save(self.model, t.model, self.phase, epoch + 1, t.history, t.selector.best_epoch,
+                              t.kept_weights)
         elapsed = time.monotonic() - self.started
-        remaining = elapsed / (epoch + 1) * (t.total_epochs - step)
+        remaining = elapsed / (epoch + 1 - self.initial_epoch) * (t.total_epochs - step)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if "accuracy" in k or k.endswith("loss"))
         if t.verbose:
             print(f"train: epoch {step}/{t.total_epochs} [{self.phase}] {shown}  ETA {remaining:.0f}s", flush=True)
@@ -142,21 +153,52 @@ class Trainer:
         """``backup_root``: where epoch checkpoints let an interrupted run resume (None: no
         checkpoints, e.g. tuning trials); ``extra_callbacks`` join every phase (e.g. pruning)."""
         self.params, self.data, self.model, self.backbone = params, data, model, backbone
-        self.log_metric, self.backup_root = log_metric, backup_root
+        self.log_metric = log_metric
         self.extra_callbacks, self.verbose = list(extra_callbacks or []), verbose
         cfg = params.train
         self.history: list[dict] = []
-        self.epochs_done = 0
+        self.epochs_done = 0  # before the phase being trained
         self.selector = EpochSelector(data.kind.monitored_metric, patience=cfg.early_stopping_patience)
         self.kept_weights: list | None = None
-        finetuning = cfg.strategy == "finetune" and cfg.unfreeze_depth > 0
-        self.total_epochs = cfg.epochs + (cfg.finetune_epochs if finetuning else 0)
+        self.phases = ["all"] if cfg.strategy in ("scratch", "full") else ["head"]
+        if cfg.strategy == "finetune" and cfg.unfreeze_depth > 0 and cfg.finetune_epochs > 0:
+            self.phases.append("finetune")
+        self.total_epochs = cfg.epochs + (cfg.finetune_epochs if "finetune" in self.phases else 0)
+        self.checkpoint = EpochCheckpoint(backup_root) if backup_root is not None else None
+        self.resumed = self.checkpoint.load() if self.checkpoint is not None else None
+        if self.resumed is not None and self.resumed.phase not in self.phases:  # the folder's key should prevent it
+            raise TransferlabError(f"{self.checkpoint.state_path}: a checkpoint of phase {self.resumed.phase}, "
+                                   f"not one of {self.phases}; delete {self.checkpoint.root} to train from the start")
 
-    def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
-        found = [EpochReporter(self, phase), *self.extra_callbacks]
-        if self.backup_root is not None:
-            found.append(keras.callbacks.BackupAndRestore(str(self.backup_root / phase), delete_checkpoint=True))
-        return found
+    def callbacks(self, phase: str, initial_epoch: int) -> list[keras.callbacks.Callback]:
+        """The callbacks of one phase's ``fit`` (benchmarks/bench_train.py adds its timer here)."""
+        return [EpochReporter(self, phase, initial_epoch), *self.extra_callbacks]
+
+    def resumes_later(self, phase: str) -> bool:
+        """True when the checkpoint is of a later phase: ``phase`` is done and its weights restored with it."""
+        return self.resumed is not None and self.phases.index(self.resumed.phase) > self.phases.index(phase)
+
+    def resume(self, model: keras.Model, phase: str) -> int:
+        """Restore the checkpoint when it is of ``phase``; returns the phase's epochs already done.
+
+        The history and its MLflow metrics (into this process's run, one value per epoch),
+        the selector and the kept weights come back as they were at the checkpointed epoch.
+        """
+        resumed = self.resumed
+        if resumed is None or resumed.phase != phase:
+            self.selector.new_phase()
+            return 0
+        self.resumed = None
+        kept = self.checkpoint.restore(resumed, model, self.model)
+        self.history = [dict(row) for row in resumed.history]
+        self.selector.replay(self.history)
+        self.kept_weights = kept if kept is not None else self.model.get_weights()
+        for row in self.history:
+            self.log_metric({k: v for k, v in row.items() if k not in ("epoch", "phase")}, row["epoch"])
+        if self.verbose:
+            print(f"train: resumed after epoch {len(self.history)}/{self.total_epochs} from {self.checkpoint.root} "
+                  f"(kept epoch so far: {self.selector.best_epoch})")
+        return resumed.phase_epochs
 
     def fit(self, model: keras.Model, phase: str, epochs: int, learning_rate: float, x_train, x_val) -> None:
         cfg = self.params.train
@@ -164,15 +206,21 @@ class Trainer:
                       cfg.label_smoothing)
         if self.verbose:
             print(f"train: phase {phase}: {count_trainable(model):,} trainable weights, learning rate {learning_rate:g}")
-        before = len(self.history)
-        self.selector.new_phase()
         # Built here, not inside the first traced step: on TensorFlow a step that creates
         # variables is traced twice (measured: the head's first epoch 0.7-3 s shorter).
+        # A checkpoint's optimizer state also loads only into a built optimizer.
         model.optimizer.build(model.trainable_variables)
-        k = self.data.num_classes
-        model.fit(x_train, one_hot(self.data.y_train, k), validation_data=(x_val, one_hot(self.data.y_val, k)),
-                  epochs=epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0, callbacks=self.callbacks(phase))
-        self.epochs_done += len(self.history) - before
+        initial_epoch = self.resume(model, phase)
+        self.epochs_done = len(self.history) - initial_epoch
+        if initial_epoch < epochs and not (initial_epoch and self.selector.should_stop()):
+            k = self.data.num_classes
+            batches = epoch_batches(x_train, one_hot(self.data.y_train, k), cfg.batch_size, cfg.seed,
+                                    len(self.history), self.epochs_done + epochs)
+            model.fit(batches, steps_per_epoch=steps_per_epoch(len(x_train), cfg.batch_size),
+                      validation_data=(x_val, one_hot(self.data.y_val, k)), epochs=epochs,
+                      initial_epoch=initial_epoch, shuffle=False, verbose=0,
+                      callbacks=self.callbacks(phase, initial_epoch))
+        self.epochs_done = len(self.history)
 
     def fit_head_on_cached_features(self, epochs: int) -> None:
         """Frozen backbone, no per-epoch augmentation: features once, then only the head trains.
@@ -191,20 +239,22 @@ class Trainer:
         self.fit(self.model.get_layer("head"), "head", epochs, self.params.train.learning_rate, f_train, f_val)
 
     def run(self) -> Selection:
-        """Train every phase of the strategy; put back the kept epoch's weights; say which and why."""
+        """Train every phase of the strategy (from the checkpoint on, if one is left); put back
+        the kept epoch's weights; say which and why."""
         cfg = self.params.train
         x_train, x_val = self.data.x_train, self.data.x_val
-        steps = max(1, -(-len(x_train) // cfg.batch_size))
-        adapt_batchnorm_momentum(self.model, steps)
-        if cfg.strategy in ("scratch", "full"):
+        adapt_batchnorm_momentum(self.model, steps_per_epoch(len(x_train), cfg.batch_size))
+        if self.phases == ["all"]:
             self.fit(self.model, "all", cfg.epochs, cfg.learning_rate, x_train, x_val)
         else:
             set_backbone_trainable(self.backbone, 0, bn_trainable=False)
-            if cfg.cache_features:
+            if self.resumes_later("head"):
+                pass  # the finetune checkpoint holds the whole model, head included
+            elif cfg.cache_features:
                 self.fit_head_on_cached_features(cfg.epochs)
             else:
                 self.fit(self.model, "head", cfg.epochs, cfg.learning_rate, x_train, x_val)
-            if cfg.strategy == "finetune" and cfg.unfreeze_depth > 0 and cfg.finetune_epochs > 0:
+            if "finetune" in self.phases:
                 set_backbone_trainable(self.backbone, cfg.unfreeze_depth, cfg.bn_trainable)
                 self.fit(self.model, "finetune", cfg.finetune_epochs, cfg.learning_rate * cfg.finetune_lr_factor,
                          x_train, x_val)
@@ -212,6 +262,8 @@ class Trainer:
         if selection.restored and self.kept_weights is not None:
             self.model.set_weights(self.kept_weights)
         self.kept_weights = None
+        if self.checkpoint is not None:
+            self.checkpoint.clear()
         if self.verbose:
             print(f"train: kept epoch {selection.kept_epoch} of {selection.epochs}: {selection.reason}")
         return selection

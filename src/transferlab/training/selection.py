@@ -91,6 +91,16 @@ class EpochSelector:
             self.stale += 1
         return False
 
+    def replay(self, history: list[dict]) -> None:
+        """Record the epochs of a resumed run's history rows, each phase with its own patience,
+        so that the choice goes on as if the run had never stopped."""
+        phase = None
+        for row in history:
+            if row["phase"] != phase:
+                self.new_phase()
+                phase = row["phase"]
+            self.update(row)
+
     def should_stop(self) -> bool:
         return bool(self.patience) and self.moved and self.stale >= self.patience
 
