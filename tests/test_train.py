@@ -262,3 +262,20 @@ def test_an_unreadable_checkpoint_is_one_clear_error_naming_it(tmp_path):
                                      '"weights": "all-0002.weights.h5", "kept": null, "seed_states": []}')
     with pytest.raises(TransferlabError, match="all-0002.weights.h5 is missing"):
         checkpoint.load()
+
+
+def test_a_long_epoch_reports_its_progress_at_most_once_a_minute(capsys):
+    from types import SimpleNamespace
+
+    from transferlab.training.engine import EpochReporter
+
+    reporter = EpochReporter(SimpleNamespace(verbose=True, epochs_done=0, total_epochs=4), "all", 0)
+    reporter.set_params({"steps": 100})
+    reporter.on_epoch_begin(1)
+    reporter.on_train_batch_end(10)  # less than a minute in: quiet
+    assert capsys.readouterr().out == ""
+    reporter.epoch_started -= 120  # two minutes into the epoch, the last line a minute ago
+    reporter.last_line -= 61
+    reporter.on_train_batch_end(49)
+    reporter.on_train_batch_end(50)  # right after a line: quiet again
+    assert capsys.readouterr().out == "train: epoch 2/4 [all]: 50/100 batches, 2.0 min left in this epoch\n"

@@ -118,10 +118,31 @@ class EpochReporter(keras.callbacks.Callback):
     kept-epoch bookkeeping (weights snapshot when the epoch is the best so far, early stop)
     and the checkpoint a killed run resumes from."""
 
+    PROGRESS_EVERY_S = 60.0  # a line within an epoch at most this often (a pretraining epoch lasts minutes)
+
     def __init__(self, trainer: Trainer, phase: str, initial_epoch: int):
         super().__init__()
         self.trainer, self.phase, self.initial_epoch = trainer, phase, initial_epoch
         self.started = time.monotonic()
+        self.epoch_started = self.last_line = self.started
+        self.epoch = initial_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch, time.monotonic()
+        self.last_line = self.epoch_started
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Long epochs say how far they are, so a quiet terminal is never a hung one."""
+        now = time.monotonic()
+        steps = (self.params or {}).get("steps")
+        if not self.trainer.verbose or not steps or now - self.last_line < self.PROGRESS_EVERY_S:
+            return
+        self.last_line = now
+        done = batch + 1
+        left = (now - self.epoch_started) / done * (steps - done)
+        step = self.trainer.epochs_done + self.epoch + 1
+        print(f"train: epoch {step}/{self.trainer.total_epochs} [{self.phase}]: {done}/{steps} batches, "
+              f"{left / 60:.1f} min left in this epoch", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         t = self.trainer
