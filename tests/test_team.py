@@ -41,7 +41,8 @@ except ImportError:
     psycopg2 = None
 
 pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None or psycopg2 is None,
-                                reason="PostgreSQL binaries (initdb, pg_ctl) or psycopg2 not installed")
+                                reason="PostgreSQL is not installed (apt-get install postgresql, with initdb and "
+                                       "pg_ctl on the PATH) or psycopg2 is missing (make setup)")
 USER, DATABASE, STUDY_DATABASE = "transferlab", "mlflow", "optuna"
 TEAM_HOST = "mlflow-host"  # the README's name for the team server, passed as --allowed-hosts
 
