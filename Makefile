@@ -1,6 +1,7 @@
 # One command per job on a fresh machine:
 #   make run    install everything into .venv, then run the pipeline (dvc repro)
 #   make test   install everything into .venv, then run the test suite
+#   make clean  remove what the pipeline wrote (its outputs; run history and DVC cache stay)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
@@ -34,3 +35,10 @@ bench: setup
 
 ui: setup
 	transferlab ui
+
+# The stages' outputs (dvc.yaml's outs, tune's study, interrupted training's checkpoints); git clean -X
+# removes only ignored files, never a tracked one. mlruns/ (the run history, not reproducible) and
+# DVC's cache (dvc repro restores from it) stay.
+PIPELINE_OUTPUTS := data models pretrain look evaluation study/results tune test-artifacts $(wildcard .*.backup)
+clean:
+	git clean -fdX -- $(PIPELINE_OUTPUTS)
