@@ -54,7 +54,9 @@ def _stage_command(name: str, module: str, entry: str, help_text: str) -> None:
     @main.command(name, help=help_text)
     @params_option
     def command(params_file: str) -> None:
-        run_stage(getattr(importlib.import_module(module), entry), params_file)
+        # The module is imported only once the params file has loaded: stages import TensorFlow
+        # (seconds), and a mistyped --params must fail at once.
+        run_stage(lambda params: getattr(importlib.import_module(module), entry)(params), params_file)
 
 
 for _name, _spec in STAGE_COMMANDS.items():

@@ -1,0 +1,30 @@
+"""The `transferlab` command as a user meets it: fast failures and the commands it lists."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+
+
+def run_cli_in_fresh_process(*args: str) -> tuple[int, str, list[str]]:
+    """Exit code, output and the heavy modules imported, for `transferlab ARGS` in a new interpreter."""
+    script = textwrap.dedent(f"""
+        import sys
+        from click.testing import CliRunner
+        from transferlab import cli
+        result = CliRunner().invoke(cli.main, {list(args)!r})
+        print(result.exit_code)
+        print([m for m in ("tensorflow", "keras", "mlflow") if m in sys.modules])
+        print(result.output)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    code, modules, output = done.stdout.split("\n", 2)
+    return int(code), output, ast.literal_eval(modules)
+
+
+def test_a_missing_params_file_fails_before_tensorflow_is_imported(tmp_path):
+    code, output, imported = run_cli_in_fresh_process("train", "--params", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "missing.yaml: parameters file not found" in output
+    assert imported == []
