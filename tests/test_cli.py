@@ -28,3 +28,14 @@ def test_a_missing_params_file_fails_before_tensorflow_is_imported(tmp_path):
     code, output, imported = run_cli_in_fresh_process("train", "--params", str(tmp_path / "missing.yaml"))
     assert code == 1 and "missing.yaml: parameters file not found" in output
     assert imported == []
+
+
+def test_the_internal_test_source_stage_is_callable_but_not_listed():
+    from click.testing import CliRunner
+
+    from transferlab import cli
+
+    listed = CliRunner().invoke(cli.main, ["--help"]).output
+    assert "test-source" not in listed and "train" in listed
+    own = CliRunner().invoke(cli.main, ["test-source", "--help"])
+    assert own.exit_code == 0 and "Stamp data.test_source" in own.output

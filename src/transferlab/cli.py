@@ -50,8 +50,12 @@ STAGE_COMMANDS = {
 }
 
 
+# Internal stages: dvc.yaml runs them, users never need to; callable, but not listed in --help.
+HIDDEN_STAGES = ("test-source",)
+
+
 def _stage_command(name: str, module: str, entry: str, help_text: str) -> None:
-    @main.command(name, help=help_text)
+    @main.command(name, help=help_text, hidden=name in HIDDEN_STAGES)
     @params_option
     def command(params_file: str) -> None:
         # The module is imported only once the params file has loaded: stages import TensorFlow
