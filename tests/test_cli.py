@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 
-def run_cli_in_fresh_process(*args: str) -> tuple[int, str, list[str]]:
+def run_cli_in_fresh_process(*args: str, cwd=None) -> tuple[int, str, list[str]]:
     """Exit code, output and the heavy modules imported, for `transferlab ARGS` in a new interpreter."""
     script = textwrap.dedent(f"""
         import sys
@@ -19,7 +19,8 @@ def run_cli_in_fresh_process(*args: str) -> tuple[int, str, list[str]]:
         print([m for m in ("tensorflow", "keras", "mlflow") if m in sys.modules])
         print(result.output)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
+                          cwd=cwd)
     code, modules, output = done.stdout.split("\n", 2)
     return int(code), output, ast.literal_eval(modules)
 
@@ -39,3 +40,15 @@ def test_the_internal_test_source_stage_is_callable_but_not_listed():
     assert "test-source" not in listed and "train" in listed
     own = CliRunner().invoke(cli.main, ["test-source", "--help"])
     assert own.exit_code == 0 and "Stamp data.test_source" in own.output
+
+
+def test_the_disabled_pretrain_stage_imports_neither_tensorflow_nor_mlflow(tmp_path):
+    import yaml
+
+    from helpers import tiny_params
+
+    params = tiny_params(tmp_path, pretrain={"enabled": False})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    code, output, imported = run_cli_in_fresh_process("pretrain", cwd=tmp_path)
+    assert code == 0 and "pretrain: disabled" in output, output
+    assert imported == []
