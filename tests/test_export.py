@@ -151,6 +151,15 @@ def test_a_corrupt_exported_file_is_one_clear_error_naming_it(project, suffix):
         runtime.load_labels_beside(project / "nowhere/model.onnx")
 
 
+def test_a_missing_exported_model_is_named_not_its_labels(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("folder").mkdir()
+    cv2.imwrite("folder/plate.png", plate_image("ABC1234"))
+    result = CliRunner().invoke(cli.main, ["predict", "missing.onnx", "folder/"])
+    assert result.exit_code == 1 and "missing.onnx: model file not found" in result.output
+    assert "labels.json" not in result.output
+
+
 def test_labels_of_another_image_size_are_refused(project):
     assert invoke("export", "models/model.keras", "--output", "sized/model.onnx").exit_code == 0
     predict.Labels("plates", list(ALPHABET), 48, 144, 7, None).save(project / "sized/model.labels.json")

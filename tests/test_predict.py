@@ -127,7 +127,7 @@ def test_decoding_variable_length_plates_and_classes():
         predict.Labels("plates", list("AB"), 32, 96, 2, "_")
 
 
-def test_pyfunc_reads_numpy_batches_and_dataframes(repository, image_files):
+def test_pyfunc_reads_numpy_batches_and_dataframes(repository, image_files, capfd, caplog):
     images = np.stack([plate_image("ABC1234"), plate_image("XYZ9876")])
     tracking.configure()
     with tracking.tracked_run("predict-test", "train", params={}, tags={}) as run:
@@ -136,6 +136,9 @@ def test_pyfunc_reads_numpy_batches_and_dataframes(repository, image_files):
     expected = predict.Reader.load(repository / "models/model.keras").predict_arrays(images)
 
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/reader")
+    # Logged and loaded without MLflow's notices on our own choices or its download progress bars.
+    said = capfd.readouterr().err + caplog.text
+    assert "Downloading artifacts" not in said and "CloudPickle" not in said and "Validating input" not in said
     from_numpy = loaded.predict(images)
     assert from_numpy["plate_text"].tolist() == expected["plate_text"].tolist()
     from_frame = loaded.predict(pd.DataFrame({"image": list(images)}))

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,8 +41,10 @@ except ImportError:
     psycopg2 = None
 
 pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None or psycopg2 is None,
-                                reason="PostgreSQL binaries (initdb, pg_ctl) or psycopg2 not installed")
+                                reason="PostgreSQL is not installed (apt-get install postgresql, with initdb and "
+                                       "pg_ctl on the PATH) or psycopg2 is missing (make setup)")
 USER, DATABASE, STUDY_DATABASE = "transferlab", "mlflow", "optuna"
+TEAM_HOST = "mlflow-host"  # the README's name for the team server, passed as --allowed-hosts
 
 
 def free_port() -> int:
@@ -106,7 +109,7 @@ def team_server(postgres, tmp_path_factory):
     uri, _ = postgres
     artifacts = tmp_path_factory.mktemp("team-artifacts")
     port = free_port()
-    command = team_store.server_command(uri, str(artifacts), port=port, workers=2)
+    command = team_store.server_command(uri, str(artifacts), port=port, workers=2, hosts=[TEAM_HOST])
     server = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -124,6 +127,43 @@ def member(team_server, monkeypatch):
     yield url
     mlflow.set_tracking_uri(None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def api_status(url: str, host: str) -> int:
+    """The HTTP status of an API call to ``url`` sent with the ``Host`` header ``host``."""
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_the_team_server_answers_the_names_members_use(team_server):
+    url, _ = team_server
+    port = url.rsplit(":", 1)[1]
+    assert api_status(url, f"{TEAM_HOST}:{port}") == 200  # --allowed-hosts
+    assert api_status(url, f"{socket.gethostname()}:{port}") == 200  # this machine's own name, by default
+    assert api_status(url, f"elsewhere.invalid:{port}") == 403  # MLflow's DNS-rebinding check still holds
+
+
+def test_a_member_reaches_the_team_server_by_its_host_name(team_server, member, tmp_path, monkeypatch):
+    """TRANSFERLAB_TRACKING_URI=http://mlflow-host:PORT as in the README; the name resolves to this
+    machine's loopback for this process only (no /etc/hosts entry), the Host header stays the name."""
+    url, artifacts = team_server
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda host, *rest, **kw: resolve("127.0.0.1" if host == TEAM_HOST else host, *rest, **kw))
+    named = url.replace("127.0.0.1", TEAM_HOST)
+    monkeypatch.setenv(team_store.TEAM_URI_ENV, named)
+    (tmp_path / "repo" / ".dvc").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert tracking.configure() == named
+    with tracking.tracked_run("team by name", "member run", {"train": {"seed": 5}}, {"stage": "train"}) as run:
+        (tmp_path / "by-name.txt").write_text("hello")
+        mlflow.log_artifact(str(tmp_path / "by-name.txt"))
+    assert mlflow.MlflowClient(url).get_run(run.info.run_id).info.status == "FINISHED"
+    assert list(artifacts.rglob("by-name.txt"))
 
 
 def runs_seen_by_the_ui(url: str, experiment_id: str) -> list[dict]:

@@ -373,7 +373,7 @@ def row_in_view(metric: str) -> str:
         return r.top >= g.top && r.bottom <= g.bottom; }})()"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI's .ci/run installs Debian's chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_compare_page_shows_both_variants_and_their_test_accuracy(pipeline_project: PipelineProject,  # noqa: F811
                                                                    mlflow_ui: MlflowUi, tmp_path):
     runs = pipeline_project.runs_after_exp

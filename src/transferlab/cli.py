@@ -50,11 +50,17 @@ STAGE_COMMANDS = {
 }
 
 
+# Internal stages: dvc.yaml runs them, users never need to; callable, but not listed in --help.
+HIDDEN_STAGES = ("test-source",)
+
+
 def _stage_command(name: str, module: str, entry: str, help_text: str) -> None:
-    @main.command(name, help=help_text)
+    @main.command(name, help=help_text, hidden=name in HIDDEN_STAGES)
     @params_option
     def command(params_file: str) -> None:
-        run_stage(getattr(importlib.import_module(module), entry), params_file)
+        # The module is imported only once the params file has loaded: stages import TensorFlow
+        # (seconds), and a mistyped --params must fail at once.
+        run_stage(lambda params: getattr(importlib.import_module(module), entry)(params), params_file)
 
 
 for _name, _spec in STAGE_COMMANDS.items():
@@ -122,14 +128,18 @@ def ui(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (0.0.0.0: the network)")
 @click.option("--port", default=5000, show_default=True, type=int, help="port to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="server worker processes")
-def team_server(backend_store_uri: str, artifacts: str, host: str, port: int, workers: int) -> None:
+@click.option("--allowed-hosts", "hosts", default="", envvar="MLFLOW_SERVER_ALLOWED_HOSTS", show_envvar=True,
+              help="comma-separated host names members reach this server by (wildcards allowed, '*': any); "
+                   "localhost, private addresses and this machine's own names are always allowed")
+def team_server(backend_store_uri: str, artifacts: str, host: str, port: int, workers: int, hosts: str) -> None:
     """Serve one MLflow tracking server for a team (runs in PostgreSQL); members set
-    TRANSFERLAB_TRACKING_URI=http://HOST:PORT. Ctrl-C stops it."""
+    TRANSFERLAB_TRACKING_URI=http://NAME:PORT, NAME this machine's name or one of --allowed-hosts.
+    Ctrl-C stops it."""
     from transferlab.tracking import servers as mlflow_servers
     from transferlab.tracking import team_store
 
     def serve(_params) -> None:
-        command = team_store.server_command(backend_store_uri, artifacts, host, port, workers)
+        command = team_store.server_command(backend_store_uri, artifacts, host, port, workers, hosts.split(","))
         mlflow_servers.serve(command, host, port, "MLflow team server")
 
     run_stage(serve, params_file=None)

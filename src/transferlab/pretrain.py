@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab.training import engine
-from transferlab.training.checkpoint import checkpoint_root
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.data.prepared import with_recipe
 from transferlab.errors import TransferlabError
 from transferlab.io import atomic_output_dir, read_stage_json, write_json
-from transferlab.tracking.stage_params import log_full_params, stage_params
+
+# The training engine (TensorFlow) and MLflow are imported where pretraining runs: the default,
+# disabled stage only writes its marker and must not pay seconds of imports on every repro.
 
 STATUS_FILE = "pretrain.json"
 METRICS_FILE = "metrics/pretrain.json"
@@ -87,6 +87,7 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
     """
     from transferlab.generate.formats import infer_label_model
     from transferlab.generate.render import default_workers, generate_dataset
+    from transferlab.training import engine
 
     height, width = real.x_train.shape[1:3]
     generate = params.generate.model_copy(update={"count": count, "output": str(folder / "synthetic")})
@@ -122,6 +123,8 @@ def run(params: Params) -> dict:
         return {"enabled": False}
     check(params)
     from transferlab import tracking
+    from transferlab.tracking.stage_params import log_full_params, stage_params
+    from transferlab.training import engine
 
     params, recipe = with_recipe(params)  # the synthetic budget's epochs and the shared head pooling
     real = load_prepared(params)
@@ -193,6 +196,8 @@ def log_look(params: Params) -> dict:
 def backup_root(params: Params, data: ArrayData) -> Path:
     """Epoch checkpoints of an interrupted pretraining, keyed by what shapes it (the synthetic
     plates' fingerprint is only their count, so the generate section is part of the key)."""
+    from transferlab.training.checkpoint import checkpoint_root
+
     return checkpoint_root(params.pretrain.output, params.train.model_dump(), params.data.model_dump(), params.task,
                            data.fingerprint, params.pretrain.model_dump(), params.generate.model_dump())
 

@@ -140,5 +140,11 @@ def run(params: Params) -> dict:
         save_preview(train.images, cfg, out / PREVIEW_FILE)
         summary = {"strength": cfg.strength, "copies": cfg.copies, "train_images": len(images)}
         write_json(out / "summary.json", summary)
-    print(f"augment: wrote {len(images)} training images (strength {cfg.strength:g}, {cfg.copies} copies)")
+    if writes_copies(cfg):
+        print(f"augment: wrote {len(images)} training images to {cfg.output} ({len(train.images)} originals and "
+              f"{cfg.copies} augmented copies of each at strength {cfg.strength:g})")
+    else:  # a pointer, not images: saying "wrote N images" would send users looking for a copy
+        print(f"augment: nothing to augment (copies {cfg.copies}, strength {cfg.strength:g}): train reads the "
+              f"{len(images)} training images of {params.split.output} as they are (no copy written, "
+              f"{cfg.output}/{POINTER_FILE} points to them)")
     return summary

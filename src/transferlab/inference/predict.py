@@ -155,18 +155,18 @@ def _load_from_folder(folder: Path, fallback_labels: Labels | None):
 
 
 def _configure_tracking() -> None:
-    """The repository's MLflow store, unless MLFLOW_TRACKING_URI names another."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        from transferlab import tracking
+    """The repository's MLflow store, unless MLFLOW_TRACKING_URI names another; either way with
+    transferlab's MLflow defaults (no telemetry, no download progress bars)."""
+    from transferlab import tracking
 
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
         tracking.configure()
 
 
 def _load_from_uri(uri: str):
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read when mlflow is first imported
+    _configure_tracking()  # first: it sets MLflow's environment defaults before mlflow is imported
     import mlflow
 
-    _configure_tracking()
     with tempfile.TemporaryDirectory(prefix="transferlab-model-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))

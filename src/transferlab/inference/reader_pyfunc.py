@@ -144,7 +144,9 @@ def log_pyfunc_model(model_path: str | Path, labels_path: str | Path, example: n
     example_input = None
     if example is not None:
         example_input = np.asarray(example)[:2].astype(np.uint8)
-    with tempfile.TemporaryDirectory() as staging:
+    from transferlab.tracking import without_mlflow_notices
+
+    with tempfile.TemporaryDirectory() as staging, without_mlflow_notices():
         return mlflow.pyfunc.log_model(
             name=artifact_path,
             python_model=PlateReaderModel(),

@@ -248,7 +248,8 @@ class FastReader:
     @classmethod
     def load(cls, path: str | Path) -> FastReader:
         """From ``model.onnx`` / ``model.tflite`` with ``model.labels.json`` (or ``labels.json``) beside it."""
-        return cls.load_with(path, load_labels_beside(path))
+        runner = load_runner(path)  # first: a missing model is named, not its missing labels.json
+        return cls(runner, load_labels_beside(path), path)
 
     @classmethod
     def load_with(cls, path: str | Path, labels: Labels) -> FastReader:

@@ -23,6 +23,7 @@ process doing the same.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -34,8 +35,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-# MLflow otherwise records telemetry state under ~/.config; set before mlflow is imported.
+# MLflow otherwise records telemetry state under ~/.config; set before mlflow is imported. Its
+# "Downloading artifacts" bars (every model load, the stages' reads of their own runs) count
+# local files in milliseconds: noise to a user. Both are defaults: the environment wins.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
 from mlflow.entities import RunStatus  # noqa: E402
@@ -52,6 +56,28 @@ from transferlab.tracking.locations import (  # noqa: E402, F401 - re-exported
 from transferlab.tracking.params import (  # noqa: E402, F401 - re-exported
     MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, TAG_DATASET_FINGERPRINT, TAG_DVC_EXP_NAME,
     TAG_DVC_STAGE, TAG_GIT_COMMIT, _cut, _key, _scalar, flatten_params, run_tags)
+
+# MLflow's notices about choices transferlab makes on purpose, which its users cannot act on: the
+# reader is logged as a Python object (its class travels in code_paths) and its input example is
+# checked against the signature (INFO on every run). Other records, warnings and errors pass.
+MLFLOW_NOTICES = ("Passing a Python object as `python_model`", "Validating input example against model signature")
+
+
+class _DropNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(MLFLOW_NOTICES)
+
+
+@contextmanager
+def without_mlflow_notices(logger_name: str = "mlflow.pyfunc") -> Iterator[None]:
+    """Around one MLflow call: drop :data:`MLFLOW_NOTICES` from ``logger_name``, nothing else."""
+    logger, notices = logging.getLogger(logger_name), _DropNotices()
+    logger.addFilter(notices)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notices)
+
 
 _initialized: set[str] = set()
 _cleaned: set[str] = set()  # stores already searched for dead runs by this process

