@@ -28,7 +28,7 @@ from transferlab.data.arrays import ArrayData
 from transferlab.errors import TransferlabError
 from transferlab.training.models import build_model, count_trainable, set_backbone_trainable
 from transferlab.training.normalization import adapt_batchnorm_momentum
-from transferlab.training.batches import epoch_batches, steps_per_epoch
+from transferlab.training.batches import epoch_order, steps_per_epoch
 from transferlab.training.checkpoint import EpochCheckpoint
 from transferlab.training.selection import EpochSelector, Selection
 
@@ -235,12 +235,14 @@ class Trainer:
         self.epochs_done = len(self.history) - initial_epoch
         if initial_epoch < epochs and not (initial_epoch and self.selector.should_stop()):
             k = self.data.num_classes
-            batches = epoch_batches(x_train, one_hot(self.data.y_train, k), cfg.batch_size, cfg.seed,
-                                    len(self.history), self.epochs_done + epochs)
-            model.fit(batches, steps_per_epoch=steps_per_epoch(len(x_train), cfg.batch_size),
-                      validation_data=(x_val, one_hot(self.data.y_val, k)), epochs=epochs,
-                      initial_epoch=initial_epoch, shuffle=False, verbose=0,
-                      callbacks=self.callbacks(phase, initial_epoch))
+            y_train, validation = one_hot(self.data.y_train, k), (x_val, one_hot(self.data.y_val, k))
+            callbacks = self.callbacks(phase, initial_epoch)
+            for epoch in range(initial_epoch, epochs):  # one fit per epoch: each in its seeded order
+                order = epoch_order(len(x_train), cfg.seed, self.epochs_done + epoch)
+                model.fit(x_train[order], y_train[order], batch_size=cfg.batch_size, validation_data=validation,
+                          epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0, callbacks=callbacks)
+                if model.stop_training:
+                    break
         self.epochs_done = len(self.history)
 
     def fit_head_on_cached_features(self, epochs: int) -> None:
