@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40, help="look.trials of the fit")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_look_"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_look_")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
     params = bench_params(args, workdir)
     os.chdir(workdir)  # the stages' own files (metrics/*.json, mlruns) stay out of the project
     split.run(params)
