@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
+from configobj import ConfigObj  # DVC's own config format (a DVC dependency)
 
 REPO = Path(__file__).resolve().parents[1]
 # The stage commands are `python stages/x.py`: the venv's interpreter must come first on PATH.
@@ -200,6 +201,8 @@ def build_project(root: Path) -> PipelineProject:
     run(root, "dvc", "init", "-q")
     run(root, "dvc", "config", "core.analytics", "false")
     run(root, "dvc", "config", "core.check_update", "false")
+    # the project's cache links (hardlinks here): outputs are read-only links, stages must replace them
+    run(root, "dvc", "config", "cache.type", ",".join(ConfigObj(str(REPO / ".dvc/config"))["cache"]["type"]))
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-q", "-m", "tiny transferlab project")
     return PipelineProject(root=root, setup_seconds=time.monotonic() - started)

@@ -257,7 +257,7 @@ def test_the_pyfunc_reads_the_exported_model_when_given_one(project):
     images = np.stack([plate_image("ABC1234"), plate_image("XYZ9876")])
     tracking.configure()
     with tracking.tracked_run("export-test", "train", params={}, tags={}) as run:
-        predict.log_pyfunc_model("models/model.keras", "models/labels.json", images, exported="models/model.onnx")
+        predict.log_pyfunc_model(None, "models/labels.json", images, exported="models/model.onnx")  # no Keras copy
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/reader")
     assert isinstance(loaded.unwrap_python_model().reader.runner, runtime.OnnxRunner)
     expected = predict.Reader.load("models/model.keras").predict_arrays(images)["plate_text"].tolist()

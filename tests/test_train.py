@@ -11,7 +11,8 @@ import yaml
 
 import train_worker
 from helpers import random_plates, tiny_params, write_params, write_plate_csv
-from transferlab import augment, split, tracking, train
+from transferlab import augment, evaluate, split, tracking, train
+from transferlab.inference import predict, runtime
 from transferlab.training import engine
 from transferlab.training.backbones import build_backbone
 from transferlab.errors import TransferlabError
@@ -111,6 +112,41 @@ def test_training_writes_model_metrics_and_one_finished_mlflow_run(project):
     assert [m.step for m in history] == [1, 2]
     reloaded = keras.models.load_model(project / "models/model.keras")
     assert reloaded.output.shape[1:] == (7, 35)
+
+
+def test_a_run_stores_its_model_once_per_format_and_registers_the_reader_predict_reads_by_alias(project, capsys):
+    params = params_for(project, epochs=1)
+    train.run(params)
+    evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1,
+                                                 augmented_strengths=[], export_samples=8))
+    info = read_json(project / "models/run.json")
+    stored = [p.suffix for p in tracking.store_dir().rglob("*") if p.is_file()]
+    assert stored.count(".keras") == 1 and stored.count(".onnx") == 1  # the reader's and reader_onnx's
+
+    client = mlflow.MlflowClient(tracking.configure(project))
+    version = client.get_model_version_by_alias("transferlab-reader", "candidate")
+    assert version.source == f"models:/{info['model_id']}" and version.run_id == info["run_id"]
+    logged = mlflow.get_logged_model(info["model_id"])
+    assert {m.key for m in logged.metrics} >= {"test_plate_accuracy", "test_char_accuracy"}  # on the model's page
+    run = client.get_run(info["run_id"])
+    saved = read_json(project / "metrics/evaluate.json")
+    assert run.data.metrics["test_plate_accuracy"] == saved["test_plate_accuracy"]
+    assert len(client.get_metric_history(info["run_id"], "test_plate_accuracy")) == 1
+    assert "evaluate: reader registered as models:/transferlab-reader@candidate (version 1)" in capsys.readouterr().out
+
+    files = sorted(str(p) for p in (project / "plates").rglob("*.png"))[:5]
+    uri = "models:/transferlab-reader@candidate"
+    expected = predict.predict_files("models/model.keras", files)["plate_text"].tolist()
+    assert predict.predict_files(uri, files)["plate_text"].tolist() == expected
+    shown = []
+    assert runtime.predict_command(uri, files, echo=shown.append) == 0  # transferlab predict models:/...@candidate
+    rows = "\n".join(shown).splitlines()
+    assert [row.split("\t")[:2] for row in rows] == [[f, text] for f, text in zip(files, expected)]
+
+    # evaluated again (a new evaluation run): the same model keeps its one version
+    evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1,
+                                                 augmented_strengths=[], export=False))
+    assert [str(v.version) for v in client.search_model_versions("name = 'transferlab-reader'")] == ["1"]
 
 
 def test_same_seed_same_metrics(project):

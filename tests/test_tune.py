@@ -185,6 +185,34 @@ def test_pruned_trial_is_recorded_as_pruned_and_the_parent_gets_plots(project, n
     assert {"optimization_history.png", "intermediate_values.png", "param_importances.png", "slice.png",
             "contour.png"} <= plots
     assert f"{name}.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    on_disk = {p.name for p in (project / f"tune/{name}_plots").iterdir()}  # files beside the output too
+    assert {"optimization_history.png", "param_importances.png", "slice.png"} <= on_disk
+
+
+def test_a_new_study_starts_with_the_baseline_and_a_resumed_one_does_not_repeat_it(project, name, monkeypatch,
+                                                                                 capsys):
+    monkeypatch.setattr(tune_runner, "train_trial", fake_train_trial)
+    monkeypatch.setattr(tune_report, "save_study_plots", lambda study, folder: {})
+    params = params_for(project, learning_rate=1e-3)
+    summary = tune.run(params, config(name, n_trials=2))
+    study = load_study(project, name)
+    assert study.trials[0].params == {"augment.strength": 0.5, "train.learning_rate": 1e-3}  # params.yaml's
+    assert study.trials[0].user_attrs["baseline"] is True
+    assert summary["baseline_trial"] == 0 and summary["baseline_value"] == pytest.approx(study.trials[0].value)
+    out = capsys.readouterr().out
+    assert f"tune: baseline (params.yaml's values, trial 0): val_char_accuracy {study.trials[0].value:.4f}" in out
+
+    tune.run(params, config(name, n_trials=4))  # resumed: sampled trials, no second baseline
+    trials = load_study(project, name).trials
+    assert len(trials) == 4 and [t.user_attrs.get("baseline", False) for t in trials] == [True, False, False, False]
+    assert all(t.params != trials[0].params for t in trials[1:])
+
+    # A value outside the searched range is left to the sampler, with a note.
+    outside = config(f"{name}-outside", n_trials=1, search={"learning_rate": [1e-2, 1e-1], "unfreeze_depth": None})
+    tune.run(params, outside)
+    first = load_study(project, f"{name}-outside").trials[0]
+    assert first.params["augment.strength"] == 0.5 and 1e-2 <= first.params["train.learning_rate"] <= 1e-1
+    assert "params.yaml's train.learning_rate is outside tune.search" in capsys.readouterr().out
 
 
 def test_median_and_hyperband_pruners_use_the_epoch_settings(project):

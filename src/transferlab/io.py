@@ -38,6 +38,18 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def unlinked(path: str | Path) -> Path:
+    """``path`` with any existing file removed, for a write that opens it in place.
+
+    A DVC output may be a hardlink into DVC's cache (``cache.type`` in .dvc/config); writing
+    through it would change the cached version too (read-only protection does not stop
+    root). A new file breaks the link instead.
+    """
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    return path
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename), keys sorted for stable diffs."""
     path = Path(path)

@@ -26,7 +26,7 @@ from transferlab.config import Params
 from transferlab.data.arrays import ArrayData, load_prepared
 from transferlab.data.prepared import with_recipe
 from transferlab.errors import TransferlabError
-from transferlab.io import atomic_output_dir, read_stage_json, write_json
+from transferlab.io import atomic_output_dir, read_stage_json, unlinked, write_json
 
 # The training engine (TensorFlow) and MLflow are imported where pretraining runs: the default,
 # disabled stage only writes its marker and must not pay seconds of imports on every repro.
@@ -99,7 +99,7 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
                                          "strategy": "full" if imagenet else "scratch"}})
     synthetic = synthetic_data(p, real)
     result = engine.fit(pretrain_params(p), synthetic, verbose=False)
-    result.model.save(folder / MODEL_FILE)
+    result.model.save(unlinked(folder / MODEL_FILE))  # the study's folder is a DVC output
     batch = p.train.batch_size
     summary = {"imagenet": imagenet, "synthetic_plates": count, "kept_epoch": result.selection.kept_epoch,
                "train_seconds": round(result.seconds, 1),

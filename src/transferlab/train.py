@@ -25,7 +25,7 @@ from transferlab.training.models import count_trainable
 from transferlab.evaluation.plots import save_training_curves
 from transferlab.tracking.records import augmentation_label, log_dataset, variant_name
 from transferlab.tracking.stage_params import log_full_params, stage_params
-from transferlab.inference.predict import LABELS_FILE, METADATA_KEY, MODEL_FILE, Labels
+from transferlab.inference.predict import LABELS_FILE, MODEL_FILE, Labels
 from transferlab.inference.reader_pyfunc import log_pyfunc_model
 
 RUN_FILE = "run.json"
@@ -109,17 +109,18 @@ def run(params: Params) -> dict:
             model.save(out / MODEL_FILE)
             history.to_csv(out / "history.csv", index=False)
             save_training_curves(history, data.task, out / "curves.png")
-            write_json(out / RUN_FILE, {"run_id": run.info.run_id, "experiment": params.mlflow.experiment,
-                                        "tracking_uri": mlflow.get_tracking_uri()})
             mlflow.log_artifact(str(out / "curves.png"), "plots")
             preview = Path(params.augment.output) / "preview.png"
             if preview.is_file():
                 mlflow.log_artifact(str(preview), "plots")
             labels = Labels.from_params(params, data.classes)
             labels.save(out / LABELS_FILE)
-            mlflow.log_artifact(str(out / LABELS_FILE))  # runs:/<id>/model can then be decoded
-            log_keras_model(model, data.x_val[:2], labels)
-            log_pyfunc_model(out / MODEL_FILE, out / LABELS_FILE, data.x_val[:2])  # runs:/<id>/reader
+            mlflow.log_artifact(str(out / LABELS_FILE))
+            # The run's one copy of the Keras model: the reader's (runs:/<id>/reader, a logged
+            # model whose id evaluate links its metrics to and registers).
+            reader = log_pyfunc_model(out / MODEL_FILE, out / LABELS_FILE, data.x_val[:2])
+            write_json(out / RUN_FILE, {"run_id": run.info.run_id, "experiment": params.mlflow.experiment,
+                                        "tracking_uri": mlflow.get_tracking_uri(), "model_id": reader.model_id})
         write_history(history, selection.monitor)
         write_json(METRICS_FILE, summary)
     print(f"train: done in {result.seconds:.0f}s; validation {selection.monitor} {summary[selection.monitor]:.4f} "
@@ -137,21 +138,6 @@ def log_training_inputs(params: Params, data: ArrayData) -> None:
     log_dataset(data.x_train, data.y_train, digest, params.split.output, f"train-{label}", "training")
     val_fingerprint = read_meta(params.split.output)["fingerprints"]["val"]
     log_dataset(data.x_val, data.y_val, val_fingerprint, params.split.output, "validation", "validation")
-
-
-def log_keras_model(model: keras.Model, example: np.ndarray, labels: Labels) -> None:
-    """The model in Keras format with a signature (0-255 float images in, per-slot softmax out)."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    example = example.astype(np.float32)
-    signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
-    # Explicit requirements: inferring them would load the model again in a subprocess.
-    requirements = backend.requirements()
-    # No input_example: mlflow.keras 3.17 writes it before creating the model folder (and
-    # one image is ~37,000 JSON numbers); the signature already states shapes and dtypes.
-    mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements,
-                           metadata={METADATA_KEY: labels.to_dict()})
 
 
 def write_history(history: pd.DataFrame, monitor: str) -> None:

@@ -88,6 +88,10 @@ class EvaluateConfig(Section):
     export: bool = Field(True, description="export the model to ONNX (evaluate.output/reader/) and check it "
                                            "reads the test images like the Keras model")
     export_samples: int = Field(64, ge=1, le=100_000, description="test images of the export's parity check")
+    # Here, not under mlflow: train declares the whole mlflow section, so a rename would retrain.
+    registered_model: str | None = Field(
+        "transferlab-reader", min_length=1, max_length=200,
+        description="MLflow registry name of the evaluated reader (alias candidate); null: not registered")
 
 
 

@@ -21,6 +21,7 @@ TAG_EVALUATED = "evaluated"
 TAG_TRAINING_RUN = "training_run_id"
 TAG_LATEST_EVALUATION = "latest_evaluation_run_id"
 TAG_REUSED = "training_run_reused"
+CANDIDATE_ALIAS = "candidate"  # the latest evaluated reader: models:/<evaluate.registered_model>@candidate
 
 
 def check_training_run(tracking, run_info: dict, params: Params) -> None:
@@ -45,6 +46,38 @@ def reuse_note(training_run) -> str:
     return (f"the model was trained by the earlier MLflow run {training_run.info.run_id} "
             f"({training_run.info.run_name}{where}), which was already evaluated; its outputs were reused{here}, "
             "so these test metrics are a run of their own, linked to it")
+
+
+def log_outputs(output: Path, files: list[str]) -> None:
+    """evaluate's folder and metric ``files`` as artifacts of the active run, except the exported
+    model, which ``reader_onnx`` already holds (one copy of it per run)."""
+    import mlflow
+
+    from transferlab.inference.export import READER_FOLDER
+
+    for path in sorted(p for p in output.rglob("*") if p.is_file()):
+        relative = path.relative_to(output)
+        if relative.parent.name == READER_FOLDER and relative.suffix in (".onnx", ".tflite"):
+            continue
+        mlflow.log_artifact(str(path), (Path("evaluation") / relative.parent).as_posix())
+    for path in files:
+        mlflow.log_artifact(path, "evaluation/metrics")
+
+
+def register_reader(client, model_id: str, name: str) -> str:
+    """Register the logged reader ``model_id`` under ``name`` (once: an evaluation of the same
+    model again reuses its version) and point the alias ``candidate`` at it; returns the version.
+
+    Only ``candidate``: which reader is the ``champion`` (the one to serve) is a decision over
+    compared runs and seeds (:mod:`transferlab.evaluation.comparison`), which one evaluation cannot make.
+    """
+    import mlflow
+
+    source = f"models:/{model_id}"  # a version's source (its model_id field stays empty in a sqlite store)
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.source == source]
+    version = existing[0].version if existing else mlflow.register_model(source, name).version
+    client.set_registered_model_alias(name, CANDIDATE_ALIAS, version)
+    return str(version)
 
 
 def log_evaluation(tracking, run_info: dict, params: Params, cfg: EvaluateConfig, scalars: dict,
@@ -72,16 +105,19 @@ def log_evaluation(tracking, run_info: dict, params: Params, cfg: EvaluateConfig
         opened = tracking.tracked_run(experiment, run_name=f"{training_run.info.run_name} / evaluate",
                                       params=stage_params(params.model_copy(update={"evaluate": cfg}), "evaluate"),
                                       tags=tags)
+    model_id = run_info.get("model_id")  # the training run's reader (older run.json files lack it)
     with opened as run:
-        mlflow.log_metrics(scalars)
-        mlflow.log_artifacts(str(output), "evaluation")
-        for path in files:
-            mlflow.log_artifact(path, "evaluation/metrics")
+        mlflow.log_metrics(scalars, model_id=model_id)  # the run's, and the logged model's (its UI page shows them)
+        log_outputs(output, files)
         from transferlab.inference.export import log_evaluated_reader
 
-        log_evaluated_reader(params, output)  # runs:/<id>/reader_onnx, when evaluate exported
+        log_evaluated_reader(output)  # runs:/<id>/reader_onnx, when evaluate exported
         if not first:
             log_full_params(params)
+    if model_id and cfg.registered_model:
+        version = register_reader(client, model_id, cfg.registered_model)
+        print(f"evaluate: reader registered as models:/{cfg.registered_model}@{CANDIDATE_ALIAS} "
+              f"(version {version})", flush=True)
     if not first:
         client.set_tag(train_id, TAG_LATEST_EVALUATION, run.info.run_id)
     print(f"evaluate: logged {len(scalars)} metrics into MLflow run {run.info.run_id}"

@@ -85,9 +85,9 @@ def _cell_image(value: Any) -> np.ndarray:
 class PlateReaderModel(mlflow.pyfunc.PythonModel):
     """The model and its decoder as one MLflow pyfunc: images in, a DataFrame of text out.
 
-    Artifacts: ``keras_model`` (the ``.keras`` file), ``labels`` (``labels.json``) and, when
-    the model was exported, ``exported_model`` (``.onnx``/``.tflite``): then that file is read
-    (ONNX Runtime / LiteRT, about 1 ms a plate) and the Keras model is not loaded at all.
+    Artifacts: ``labels`` (``labels.json``) and either ``keras_model`` (the ``.keras`` file) or
+    ``exported_model`` (``.onnx``/``.tflite``, read by ONNX Runtime / LiteRT, about 1 ms a
+    plate, without Keras). Readers logged before carried both; then the export is read.
     Output columns: ``plate_text`` (classification: ``label``), ``confidence`` and
     ``char_confidences`` (classification: ``top_classes``).
     """
@@ -115,12 +115,13 @@ def pip_requirements(exported: str | Path | None = None) -> list[str]:
     return backend.requirements() + [pinned for name in names if (pinned := backend.installed((name,)))]
 
 
-def log_pyfunc_model(model_path: str | Path, labels_path: str | Path, example: np.ndarray | None = None,
+def log_pyfunc_model(model_path: str | Path | None, labels_path: str | Path, example: np.ndarray | None = None,
                      artifact_path: str = PYFUNC_ARTIFACT_PATH, exported: str | Path | None = None):
     """Log the reader pyfunc into the active MLflow run under ``artifact_path`` ("reader").
 
-    ``exported``: an ``.onnx``/``.tflite`` export of the same model, which the pyfunc then
-    reads instead of the Keras model (see :class:`PlateReaderModel`).
+    ``exported``: an ``.onnx``/``.tflite`` export of the model, which the pyfunc then reads
+    (see :class:`PlateReaderModel`); give it instead of ``model_path``: the reader carries
+    one model file, so a run does not store the Keras weights again beside its ``reader``.
 
     ``example``: a few 0..255 images (N, H, W, 3) stored as the input example. The
     signature declares only the outputs, so NumPy batches and DataFrames are both
@@ -133,9 +134,10 @@ def log_pyfunc_model(model_path: str | Path, labels_path: str | Path, example: n
     from mlflow.types import ColSpec, Schema
 
     labels = Labels.load(labels_path)
-    artifacts = {"keras_model": str(model_path), "labels": str(labels_path)}
-    if exported is not None:
-        artifacts["exported_model"] = str(exported)
+    if (model_path is None) == (exported is None):
+        raise TransferlabError("a reader carries one model: give the .keras file or its export")
+    artifacts = {"labels": str(labels_path)}
+    artifacts.update({"keras_model": str(model_path)} if exported is None else {"exported_model": str(exported)})
     for path in artifacts.values():
         if not Path(path).is_file():
             raise TransferlabError(f"{path}: file not found")

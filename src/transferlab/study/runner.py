@@ -12,7 +12,7 @@ import pandas as pd
 
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
-from transferlab.io import read_json, write_json
+from transferlab.io import read_json, unlinked, write_json
 from transferlab.study.grid import (HISTORY_FILE, IMAGE_SCORES, RESULT_FILE, Variant, fold_of, metric_name,
                                     variant_hash, variant_params, variants)
 from transferlab.study.sources import pretrain_sources
@@ -168,7 +168,7 @@ def run_variant(params: Params, study: StudyConfig, data, variant: Variant,
                             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed",)})
     folder = Path(folder) if folder is not None else variant.folder(study)
     folder.mkdir(parents=True, exist_ok=True)
-    history.to_csv(folder / HISTORY_FILE, index=False)
+    history.to_csv(unlinked(folder / HISTORY_FILE), index=False)  # the folder is a DVC output
     write_json(folder / RESULT_FILE, result)
     return result
 

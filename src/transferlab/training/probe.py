@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.errors import TransferlabError
+from transferlab.io import unlinked
 
 PROBE_KINDS = ("logistic", "svm")
 
@@ -62,7 +63,7 @@ def cache_features(root: str | Path, backbone: str, pretrained: bool, splits: di
     found = {}
     for name, split_images in splits.items():
         found[name] = pooled_features(extractor, split_images, batch_size)
-        np.save(folder / f"{name}.npy", found[name])
+        np.save(unlinked(folder / f"{name}.npy"), found[name])  # the folder is a DVC output
     return found
 
 

@@ -16,7 +16,9 @@ What a trial is
     (``tune.val_images``), which keeps a study small; the winner then trains on everything.
     The value is the validation metric (``tune.metric``) of the trained model -- by default
     character accuracy for plates, since the plate accuracy of a few-epoch trial is mostly
-    still 0 and cannot rank trials. The test split is never read.
+    still 0 and cannot rank trials. The test split is never read. Trial 0 of a new study is
+    the baseline: params.yaml's own values of the searched dimensions (enqueued once, when the
+    study is created), so every study reports how its best trial compares to what the user had.
 
 Pruning
     After every epoch the validation metric is reported to Optuna at step = epochs done so
@@ -56,7 +58,8 @@ MLflow
     per trial with its parameters, per-epoch curves and the tag ``optuna_state``
     (COMPLETE / PRUNED / FAIL). Run status: COMPLETE -> FINISHED, FAIL -> FAILED (KILLED
     when interrupted), PRUNED -> KILLED (stopped early on purpose; the tag says why). The
-    parent gets the best value and parameters, parameter importances and Optuna's plots.
+    parent gets the best value and parameters, the baseline's value, parameter importances and
+    Optuna's plots.
 
 Outputs
     ``tune.output`` (``tune/best_params.yaml``): the best parameters, params.yaml-style, and a
@@ -64,7 +67,9 @@ Outputs
     trial is called the winner only when its validation accuracy is clearly above chance and
     distinguishable from the runner-up's (intervals on the validation count, see
     :func:`unclear_winner`); otherwise the file says at its top that it is not a clear winner
-    and the command is printed as the best trial's, to train anyway.
+    and the command is printed as the best trial's, to train anyway. Optuna's plots (history,
+    intermediate values, importances, slice, contour) go to ``<output stem>_plots/`` beside it
+    (``tune/best_params_plots/``). To watch a study live: ``optuna-dashboard sqlite:///tune/optuna.db``.
 
 Modules
     :mod:`~transferlab.tune.space` (what a trial sets and how it is proposed),
@@ -77,11 +82,13 @@ Modules
 
 from transferlab.tune.report import (
     METRICS_FILE,
+    baseline_report,
     best_values,
     chance_of,
     exp_run_command,
     next_step,
     param_importances,
+    plots_folder,
     runner_up,
     save_study_plots,
     summarise,
@@ -92,6 +99,7 @@ from transferlab.tune.runner import MAX_FAILURES_IN_A_ROW, run
 from transferlab.tune.runs import parent_run
 from transferlab.tune.samplers import make_pruner, make_sampler, per_trial_sampler, trial_seed
 from transferlab.tune.space import (
+    baseline_values,
     block_counts,
     check_search_space,
     direction_of,
@@ -133,6 +141,8 @@ __all__ = [
     "METRICS_FILE",
     "TrialDiverged",
     "TrialResult",
+    "baseline_report",
+    "baseline_values",
     "best_values",
     "block_counts",
     "chance_of",
@@ -154,6 +164,7 @@ __all__ = [
     "param_importances",
     "parent_run",
     "per_trial_sampler",
+    "plots_folder",
     "pruning_callback",
     "run",
     "runner_up",

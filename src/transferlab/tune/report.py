@@ -15,7 +15,7 @@ import yaml
 
 from transferlab.config import Params, TuneConfig
 from transferlab.errors import TransferlabError
-from transferlab.tune.storage import Counts, count_trials, shown_url
+from transferlab.tune.storage import BASELINE_ATTR, Counts, count_trials, shown_url
 
 METRICS_FILE = "metrics/tune.json"
 
@@ -56,6 +56,32 @@ def save_study_plots(study, folder: Path) -> dict[str, Path]:
         finally:
             plt.close("all")
     return saved
+
+
+def plots_folder(cfg: TuneConfig) -> Path:
+    """Where the study's plots are written on disk: beside ``tune.output``, named after it."""
+    output = Path(cfg.output)
+    return output.with_name(f"{output.stem}_plots")
+
+
+def baseline_report(study, metric: str, best) -> tuple[dict[str, Any], str | None]:
+    """How params.yaml's own values (the enqueued first trial) compare to the best trial:
+    metrics for the summary, and the line to print (None when the study has no baseline trial)."""
+    from optuna.trial import TrialState
+
+    baseline = next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR)), None)
+    if baseline is None:
+        return {}, None
+    found: dict[str, Any] = {"baseline_trial": baseline.number, "baseline_state": baseline.state.name}
+    shown = f"tune: baseline (params.yaml's values, trial {baseline.number}): "
+    if baseline.state != TrialState.COMPLETE:
+        at = baseline.user_attrs.get("pruned_at_epoch")
+        return found, shown + baseline.state.name + (f" after epoch {at}" if at else "")
+    found["baseline_value"] = baseline.value
+    if baseline.number == best.number:
+        return found, shown + f"{metric} {baseline.value:.4f}, the best trial: the search found nothing better"
+    return found, shown + f"{metric} {baseline.value:.4f}; the best trial {best.number} is {best.value:.4f} " \
+                          f"({best.value - baseline.value:+.4f})"
 
 
 def param_importances(study) -> dict[str, float]:
@@ -195,25 +221,25 @@ def _log_to_parent(study, cfg: TuneConfig, summary: dict[str, Any], best) -> Non
                         "trials_complete": summary["complete"], "trials_pruned": summary["pruned"],
                         "trials_failed": summary["failed"], "epochs_run": summary["epochs_run"],
                         "trial_seconds": summary["trial_seconds"],
+                        **{k: summary[k] for k in ("baseline_trial", "baseline_value") if k in summary},
                         **{f"importance.{k}": v for k, v in summary["importances"].items()}})
     mlflow.set_tags({"best_trial": summary["best_trial"], "best_value": f"{summary['best_value']:.6g}",
                      "best_command": summary["command"], "clear_winner": str(summary["clear_winner"]),
                      "not_clear_because": summary["unclear"][:500],
                      "best_mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
                      **{f"best.{k}": format_value(v) for k, v in summary["best_params"].items()}})
+    for path in sorted(plots_folder(cfg).glob("*.png")):
+        mlflow.log_artifact(str(path), "plots")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for path in save_study_plots(study, folder).values():
-            mlflow.log_artifact(str(path), "plots")
-        study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
-        mlflow.log_artifact(str(folder / "trials.csv"))
-        mlflow.log_artifact(cfg.output)
+        study.trials_dataframe().to_csv(Path(tmp) / "trials.csv", index=False)
+        mlflow.log_artifact(str(Path(tmp) / "trials.csv"))
+    mlflow.log_artifact(cfg.output)
 
 
 def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, parent_id: str, data) -> dict:
     """Best params file, metrics, and the parent run's best values, importances and plots; the best
     trial is called a winner only when it is clearly above chance and ahead of the runner-up."""
-    from transferlab.io import write_json
+    from transferlab.io import atomic_output_dir, write_json
 
     counts = count_trials(study)
     best = _best_trial(study, cfg, counts)
@@ -233,10 +259,16 @@ def summarise(params: Params, cfg: TuneConfig, study, url: str, metric: str, par
                "epochs_run": int(sum(t.user_attrs.get("epochs", 0) for t in trials)),
                "trial_seconds": round(sum(trial_seconds(t) for t in trials), 1),
                "importances": importances, "mlflow_run_id": parent_id, "command": command}
+    baseline, baseline_line = baseline_report(study, metric, best)
+    summary.update(baseline)
+    with atomic_output_dir(plots_folder(cfg)) as folder:  # files too, not only in MLflow
+        save_study_plots(study, folder)
     write_json(METRICS_FILE, {k: v for k, v in summary.items() if k != "command"})
     _log_to_parent(study, cfg, summary, best)
     print(f"tune: best trial {best.number}{'' if unclear is None else ' (not a clear winner)'}: {metric} {best.value:.4f}  "
           + " ".join(f"{k}={format_value(v)}" for k, v in values.items()) + f"  -> {cfg.output}")
+    if baseline_line:
+        print(baseline_line)
     if importances:
         print("tune: parameter importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
     return summary

@@ -19,8 +19,8 @@ from transferlab.tune.interrupts import interrupts_not_lost, raise_lost_interrup
 from transferlab.tune.report import format_value, next_step, summarise, trial_seconds
 from transferlab.tune.runs import parent_run, set_terminated, trial_tags
 from transferlab.tune.samplers import make_pruner
-from transferlab.tune.space import (block_counts, check_search_space, config_of, direction_of, max_trial_epochs,
-                                    metric_name, searched_keys, study_settings, suggest, trial_params)
+from transferlab.tune.space import (baseline_values, block_counts, check_search_space, config_of, direction_of,
+                                    max_trial_epochs, metric_name, searched_keys, study_settings, suggest, trial_params)
 from transferlab.tune.storage import count_trials, fail_orphaned_trials, open_study, shown_url, storage_url
 from transferlab.tune.trial import TrialDiverged, TrialResult, data_fingerprints, load_tune_data, train_trial
 
@@ -60,12 +60,13 @@ def open_worker(params: Params, cfg: TuneConfig, max_trials: int | None) -> Work
     direction = direction_of(metric)
     data = load_tune_data(params, cfg)
     blocks = block_counts(params, cfg)
-    for note in check_search_space(params, cfg, blocks):
+    baseline, baseline_notes = baseline_values(params, cfg, blocks)
+    for note in check_search_space(params, cfg, blocks) + baseline_notes:
         print(f"tune: note: {note}")
     fingerprints = data_fingerprints(params)
     settings = study_settings(params, cfg, fingerprints)
     pruner = make_pruner(cfg, max_trial_epochs(params, cfg))
-    study, created = open_study(url, cfg, direction, settings, pruner)
+    study, created = open_study(url, cfg, direction, settings, pruner, baseline or None)
     identity = {"worker_host": socket.gethostname(), "worker_pid": os.getpid(), "worker_run": uuid.uuid4().hex}
     orphans = fail_orphaned_trials(study, identity)
     if orphans:

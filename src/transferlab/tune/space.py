@@ -132,6 +132,33 @@ def suggest(trial, cfg: TuneConfig, params: Params, blocks: dict[str, int]) -> d
     return values
 
 
+def baseline_values(params: Params, cfg: TuneConfig, blocks: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
+    """params.yaml's own values of the searched dimensions, as Optuna parameters for trial 0
+    (``study.enqueue_trial``), so that every study says how it compares to what the user had.
+
+    A value outside its searched range is left to the sampler (and noted): Optuna would
+    refuse a categorical one, and an out-of-range number would distort the sampler's model.
+    """
+    search, train = cfg.search, params.train
+    fixed: dict[str, Any] = {}
+    wanted = [(P_BACKBONE, search.backbone, train.backbone), (P_STRATEGY, search.strategy, train.strategy),
+              (P_PRETRAINED, search.pretrained, train.pretrained)]
+    for key, choices, value in wanted:
+        if choices:
+            fixed[key] = value if value in choices else None
+    for key, span, value in ((P_STRENGTH, search.augment_strength, params.augment.strength),
+                             (P_RATE, search.learning_rate, train.learning_rate)):
+        if span:
+            fixed[key] = value if span[0] <= value <= span[1] else None
+    if search.unfreeze_depth:
+        low, high = search.unfreeze_depth
+        high = max(blocks.values()) if high == "all" else high
+        fixed[P_DEPTH] = train.unfreeze_depth if low <= train.unfreeze_depth <= high else None
+    notes = [f"params.yaml's {key} is outside tune.search: the baseline trial (0) samples it"
+             for key, value in fixed.items() if value is None]
+    return {key: value for key, value in fixed.items() if value is not None}, notes
+
+
 def trial_params(params: Params, cfg: TuneConfig, values: dict[str, Any], source: str = "tune trial") -> Params:
     """params.yaml with the trial's values and the study's epochs, validated like params.yaml."""
     raw = params.model_copy(deep=True).model_dump()

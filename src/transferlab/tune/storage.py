@@ -56,6 +56,7 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+BASELINE_ATTR = "baseline"  # user attribute of the trial that runs params.yaml's own values
 SCHEMA_ATTEMPTS = 3  # creating the storage's tables, when several workers start on a new database
 
 
@@ -90,8 +91,13 @@ def open_storage(url: str):
     raise AssertionError("unreachable")
 
 
-def open_study(url: str, cfg: TuneConfig, direction: str, settings: dict[str, Any], pruner):
-    """Create the study, or load it (resume / another worker); refuse other settings."""
+def open_study(url: str, cfg: TuneConfig, direction: str, settings: dict[str, Any], pruner,
+               baseline: dict[str, Any] | None = None):
+    """Create the study, or load it (resume / another worker); refuse other settings.
+
+    A new study gets ``baseline`` (params.yaml's values) enqueued as its first trial; only on
+    creation, under the lock, so a resumed study or a second worker never enqueues it again.
+    """
     import optuna
 
     sqlite = _sqlite_file(url)
@@ -101,6 +107,8 @@ def open_study(url: str, cfg: TuneConfig, direction: str, settings: dict[str, An
             study = optuna.create_study(storage=storage, study_name=cfg.study_name, direction=direction,
                                         sampler=per_trial_sampler(cfg), pruner=pruner)
             study.set_user_attr("settings", settings)
+            if baseline is not None:
+                study.enqueue_trial(baseline, user_attrs={BASELINE_ATTR: True})
             study.set_user_attr("study_uid", uuid.uuid4().hex)  # last: its presence means "set up"
             return study, True
         except optuna.exceptions.DuplicatedStudyError:
