@@ -84,10 +84,7 @@ def default_of(key: str) -> Any:
     """The schema's default of a dotted key."""
     from transferlab.config import Params
 
-    value: Any = Params()
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value.model_dump() if isinstance(value, Section) else value
+    return value_of(Params(), key)
 
 
 def value_of(params, key: str) -> Any:

@@ -21,13 +21,17 @@ MIN_WEIGHT = 0.05  # style weights below this are written as 0 (never drawn): a 
 UNIFORM_SHARE = 0.5  # half the plates draw every symbol uniformly: a few hundred labels are skewed
 
 
+# The look keys the search may draw; the render size and uniform_share are measured or set by rule.
+DRAWN = ("generate.styles", "generate.country_strip_probability", "generate.prefix_glyphs", "generate.bare_one",
+         *(f"generate.capture.{name}" for name in CAPTURES))
+MEASURED = ("generate.height", "generate.width", "generate.uniform_share")
+
+
 def searched_keys(params: Params) -> list[str]:
-    """Dotted generate keys the search draws: every look key except those set by hand."""
-    keys = ["generate.styles", "generate.country_strip_probability", "generate.prefix_glyphs"]
-    if not ("1" in params.plates.alphabet and "I" in params.plates.alphabet):  # else a bare 1 reads as I
-        keys.append("generate.bare_one")
-    keys += [f"generate.capture.{name}" for name in CAPTURES]
-    return [key for key in keys if not hand_set(params, key)]
+    """Dotted generate keys the search draws: every drawn key except those set by hand (and the
+    bare '1' when the alphabet holds an 'I', which it would read as)."""
+    bare_one_allowed = not ("1" in params.plates.alphabet and "I" in params.plates.alphabet)
+    return [key for key in DRAWN if not hand_set(params, key) and (bare_one_allowed or key != "generate.bare_one")]
 
 
 def hand_set(params: Params, key: str) -> bool:
@@ -36,10 +40,7 @@ def hand_set(params: Params, key: str) -> bool:
 
 def kept_keys(params: Params) -> dict[str, Any]:
     """The look keys the user changed from their defaults (dotted key -> value)."""
-    keys = ["generate.height", "generate.width", "generate.uniform_share", "generate.styles",
-            "generate.country_strip_probability", "generate.prefix_glyphs", "generate.bare_one",
-            *(f"generate.capture.{name}" for name in CAPTURES)]
-    return {key: value_of(params, key) for key in keys if hand_set(params, key)}
+    return {key: value_of(params, key) for key in (*MEASURED, *DRAWN) if hand_set(params, key)}
 
 
 def suggest(trial, keys: list[str]) -> dict[str, Any]:
