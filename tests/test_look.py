@@ -78,7 +78,10 @@ def test_the_fit_finds_a_hidden_look_it_was_not_told(tmp_path, monkeypatch):
     assert judge(render_look(fitted, 64, seed=3)) < 0.8 * judge(render_look(params, 64, seed=3))
     for name in ("look.yaml", "preview.png", "preview_default.png", "trials.csv", "trials.png"):
         assert (tmp_path / "look" / name).is_file()
-    assert len(pd.read_csv(tmp_path / "look/trials.csv")) == 24
+    trials = pd.read_csv(tmp_path / "look/trials.csv")
+    # 24 searched looks, then the best with the other prefix set
+    assert len(trials) == 25 and trials["refine"].fillna(False).tolist() == [False] * 24 + [True]
+    assert trials["prefix"].iloc[24] != trials.iloc[:24].sort_values("distance")["prefix"].iloc[0]
 
 
 def test_the_fit_is_reproducible_and_keeps_hand_set_keys(tmp_path, monkeypatch):
@@ -151,3 +154,11 @@ def test_the_recipe_follows_the_real_training_set_and_hand_set_keys_win(tmp_path
 def test_fitted_renders_stay_deterministic(tmp_path):
     params = tiny_params(tmp_path, plates={"alphabet": ALPHABET, "slots": 6}, generate={"formats": ["@@####"]})
     assert np.array_equal(render_look(params, 4, seed=5), render_look(params, 4, seed=5))
+
+
+def test_the_best_look_is_tried_with_each_other_prefix_set():
+    best = {"generate.bare_one": 0.2, "generate.prefix_glyphs": ""}
+    others = space.alternatives(best)
+    assert [o["generate.prefix_glyphs"] for o in others] == [space.PREFIX_SETS["cjk_province"]]
+    assert all(o["generate.bare_one"] == 0.2 for o in others)
+    assert space.alternatives({"generate.bare_one": 0.2}) == []  # a hand-set prefix is not searched

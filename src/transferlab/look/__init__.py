@@ -6,8 +6,9 @@ So before ``generate`` renders, this stage searches the renderer's look keys (pl
 EU strip, prefix glyphs, bare '1', every capture condition) with a seeded Optuna TPE study:
 each trial renders ``look.samples`` plates with the labels' formats and measures their
 :class:`~transferlab.look.distance.FeatureDistance` to as many real training crops (never
-validation or test ones). The render size is the real crops' median size. Keys the user
-changed from their defaults are kept, not searched.
+validation or test ones). The best look is then tried with each other prefix set. The render
+size is the real crops' median size. Keys the user changed from their defaults are kept, not
+searched.
 
 Writes ``<look.output>/look.yaml`` (the effective look, which ``generate`` applies),
 ``preview.png`` (real crops beside renders of the fitted look), ``preview_default.png`` (beside
@@ -96,6 +97,13 @@ def fit_look(params: Params) -> dict:
         study.enqueue_trial(space.trial_params(look))
     started = time.perf_counter()  # the time left is the trials' alone
     study.optimize(objective, n_trials=params.look.trials)
+    for number, other in enumerate(space.alternatives(best[0]), start=params.look.trials):
+        value, _ = score(other, fixed)
+        rows.append({"trial": number, "distance": round(value, 3), "refine": True, **space.trial_params(other)})
+        print(f"look: best look with one choice changed [{space.describe(other)}]: distance {value:.1f} "
+              f"(best {min(value, best[1]):.1f})", flush=True)
+        if value < best[1]:
+            best[:] = [other, value]
     look = {**best[0], **fixed}
     fitted = {k: value_of(with_updates(params, look), f"generate.{k}") for k in LOOK_KEYS}
     fitted_distance, fitted_images = score(look, {})
