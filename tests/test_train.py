@@ -242,7 +242,7 @@ def test_a_run_killed_after_its_best_epoch_resumes_to_the_same_kept_epoch_and_me
         assert resumed[key] == uninterrupted[key], key
     assert all(np.array_equal(a, b) for a, b in zip(resumed["weights"], uninterrupted["weights"]))
     assert resumed["curves"]["val_loss"][0][0] == 1 and len(resumed["curves"]["val_loss"]) == 4
-    assert not checkpoint.exists()  # a finished run leaves nothing to resume from
+    assert not checkpoint.parent.exists()  # a finished run leaves nothing to resume from, not even the folder
 
 
 def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project, monkeypatch, capsys):

@@ -133,3 +133,7 @@ class EpochCheckpoint:
     def clear(self) -> None:
         """Delete the checkpoint (the run finished: nothing is left to resume)."""
         shutil.rmtree(self.root, ignore_errors=True)
+        try:  # the .<output>.backup folder too, once no other run's checkpoint is in it
+            self.root.parent.rmdir()
+        except OSError:
+            pass
