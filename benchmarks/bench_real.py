@@ -77,12 +77,12 @@ def pretrain(params: Params, real, source: str, count: int, workdir: Path) -> tu
     return str(folder / "model.keras"), seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, pretraining and fine-tuning options :func:`bench_params` reads (shared with
+    bench_augment_mode.py, which changes some defaults with ``parser.set_defaults``)."""
     parser.add_argument("csv")
     parser.add_argument("--test", help="a fixed test CSV (default: 40 %% of CSV held out)")
     parser.add_argument("--params", default="params.yaml", help="look of the synthetic plates (generate section)")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--synthetic", type=int, default=30000, help="synthetic plates rendered")
     parser.add_argument("--pretrain-epochs", type=int, default=4)
@@ -97,6 +97,12 @@ def main() -> None:
     parser.add_argument("--head-pooling", default="spatial", choices=("global", "spatial"))
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--workdir", default=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     args = parser.parse_args()
     if args.backbone == "plain_cnn" and {"imagenet", "imagenet+synthetic"} & set(args.sources):
         parser.error("plain_cnn has no ImageNet weights: choose --sources scratch synthetic")
