@@ -56,6 +56,19 @@ def bench_params(args, workdir: Path) -> Params:
     return resolve_plates(Params.model_validate(raw))
 
 
+def prepare(params: Params, workdir: Path):
+    """Run the split stage inside ``workdir`` (it writes metrics/data.json relative to the working
+    directory: run from a checkout, it would overwrite the committed one); the real plates with
+    their test split."""
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        split.run(params)
+    finally:
+        os.chdir(here)
+    return load_prepared(params, test=True)
+
+
 def source_params(params: Params, source: str, seed: int, init_from: str | None) -> Params:
     train = {**params.train.model_dump(), "seed": seed, "init_from": init_from,
              "pretrained": source in ("imagenet", "imagenet+synthetic"),
@@ -107,11 +120,10 @@ def main() -> None:
     if args.backbone == "plain_cnn" and {"imagenet", "imagenet+synthetic"} & set(args.sources):
         parser.error("plain_cnn has no ImageNet weights: choose --sources scratch synthetic")
     started = time.monotonic()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_real_"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_real_")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     params = bench_params(args, workdir)
-    split.run(params)
-    real = load_prepared(params, test=True)
+    real = prepare(params, workdir)
     print(f"real plates: {len(real.x_train)} train / {len(real.x_val)} validation / {len(real.x_test)} test; "
           f"{params.plates.slots} slots, alphabet {params.plates.alphabet}", flush=True)
     models: dict[str, str | None] = {"scratch": None, "imagenet": None}
