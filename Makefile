@@ -40,10 +40,12 @@ run: setup
 test: setup
 	pytest -q
 
-# bench_real.py reads your own plate CSV: make bench REAL_CSV=path/to/labels.csv [REAL_TEST=path/to/test.csv]
+# bench_real.py and bench_augment_mode.py read your own plate CSV:
+# make bench REAL_CSV=path/to/labels.csv [REAL_TEST=path/to/test.csv] [REAL_INIT=pretrain/model.keras]
 bench: setup
-	for script in $(filter-out benchmarks/bench_real.py,$(wildcard benchmarks/bench_*.py)); do python $$script || exit 1; done
+	for script in $(filter-out benchmarks/bench_real.py benchmarks/bench_augment_mode.py,$(wildcard benchmarks/bench_*.py)); do python $$script || exit 1; done
 	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_real.py "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)"); fi
+	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_augment_mode.py "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)") $(if $(REAL_INIT),--init-from "$(REAL_INIT)"); fi
 
 ui: setup
 	transferlab ui

@@ -19,23 +19,35 @@ class Arm:
     kept: list[str] = field(default_factory=list)  # "kept/trained" epochs per seed
     seconds: float = 0.0  # per seed
     extra_seconds: float = 0.0  # e.g. pretraining, once
+    augment_seconds: float = 0.0  # per seed, of ``seconds``: drawing augmentations (offline copies or per epoch)
 
 
 def run_arm(name: str, make_params: Callable[[int], Params], data: ArrayData, seeds: list[int],
-            metrics: tuple[str, ...], folds: int = 0) -> Arm:
+            metrics: tuple[str, ...], folds: int = 0, validation: bool = False) -> Arm:
     """Train the arm once per seed (on fold ``i mod folds`` of train + validation when ``folds``)
-    and score its kept weights on the test set."""
+    and score its kept weights on the test set (and, with ``validation``, as ``val_<metric>`` on
+    the validation set it kept its epoch on)."""
     arm, started = Arm(name, {m: [] for m in metrics}), time.monotonic()
     for i, seed in enumerate(seeds):
         params = make_params(seed)
         part = data.fold(i % folds, folds) if folds >= 2 else data
-        result = engine.fit(params, part.augmented(params.augment), verbose=False)
+        augmenting = time.monotonic()
+        trained_on = part.augmented(params.augment)
+        arm.augment_seconds += (time.monotonic() - augmenting) / len(seeds)
+        result = engine.fit(params, trained_on, verbose=False)
+        arm.augment_seconds += result.augment_seconds / len(seeds)
         scores = engine.score_model(result.model, data, data.x_test, data.y_test, params.train.batch_size)
         for metric in metrics:
             arm.scores[metric].append(scores[metric])
         arm.kept.append(f"{result.selection.kept_epoch}/{result.epochs}")
         shown = ", ".join(f"{m.replace('_', ' ')} {scores[m]:.3f}" for m in metrics)
-        print(f"{name} seed {seed}: test {shown} (kept epoch {arm.kept[-1]})", flush=True)
+        if validation:
+            val = engine.score_model(result.model, part, part.x_val, part.y_val, params.train.batch_size)
+            for metric in metrics:
+                arm.scores.setdefault(f"val_{metric}", []).append(val[metric])
+            shown += "; validation " + ", ".join(f"{m.replace('_', ' ')} {val[m]:.3f}" for m in metrics)
+        print(f"{name} seed {seed}: test {shown} (kept epoch {arm.kept[-1]}; {result.seconds:.0f}s training)",
+              flush=True)
     arm.seconds = (time.monotonic() - started) / len(seeds)
     return arm
 

@@ -56,6 +56,19 @@ def bench_params(args, workdir: Path) -> Params:
     return resolve_plates(Params.model_validate(raw))
 
 
+def prepare(params: Params, workdir: Path):
+    """Run the split stage inside ``workdir`` (it writes metrics/data.json relative to the working
+    directory: run from a checkout, it would overwrite the committed one); the real plates with
+    their test split."""
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        split.run(params)
+    finally:
+        os.chdir(here)
+    return load_prepared(params, test=True)
+
+
 def source_params(params: Params, source: str, seed: int, init_from: str | None) -> Params:
     train = {**params.train.model_dump(), "seed": seed, "init_from": init_from,
              "pretrained": source in ("imagenet", "imagenet+synthetic"),
@@ -77,12 +90,12 @@ def pretrain(params: Params, real, source: str, count: int, workdir: Path) -> tu
     return str(folder / "model.keras"), seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, pretraining and fine-tuning options :func:`bench_params` reads (shared with
+    bench_augment_mode.py, which changes some defaults with ``parser.set_defaults``)."""
     parser.add_argument("csv")
     parser.add_argument("--test", help="a fixed test CSV (default: 40 %% of CSV held out)")
     parser.add_argument("--params", default="params.yaml", help="look of the synthetic plates (generate section)")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--synthetic", type=int, default=30000, help="synthetic plates rendered")
     parser.add_argument("--pretrain-epochs", type=int, default=4)
@@ -97,15 +110,20 @@ def main() -> None:
     parser.add_argument("--head-pooling", default="spatial", choices=("global", "spatial"))
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--workdir", default=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     args = parser.parse_args()
     if args.backbone == "plain_cnn" and {"imagenet", "imagenet+synthetic"} & set(args.sources):
         parser.error("plain_cnn has no ImageNet weights: choose --sources scratch synthetic")
     started = time.monotonic()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_real_"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_real_")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     params = bench_params(args, workdir)
-    split.run(params)
-    real = load_prepared(params, test=True)
+    real = prepare(params, workdir)
     print(f"real plates: {len(real.x_train)} train / {len(real.x_val)} validation / {len(real.x_test)} test; "
           f"{params.plates.slots} slots, alphabet {params.plates.alphabet}", flush=True)
     models: dict[str, str | None] = {"scratch": None, "imagenet": None}

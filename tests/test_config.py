@@ -21,6 +21,13 @@ def test_the_shipped_params_file_is_valid():
     assert params.task == "plates"
 
 
+def test_the_shipped_augment_section_is_the_schema_default():
+    """The in-domain recipe takes a key that differs from its schema default for one set by hand
+    (augment.copies among them), so params.yaml's augment section must be the defaults, mode too."""
+    assert load_params("params.yaml").augment == Params().augment
+    assert Params().augment.mode == "offline"
+
+
 def test_unknown_key_suggests_the_right_one():
     assert "augment.strenght: unknown key (did you mean strength?)" in error_of({"augment": {"strenght": 0.5}})
 

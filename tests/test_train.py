@@ -315,3 +315,77 @@ def test_a_long_epoch_reports_its_progress_at_most_once_a_minute(capsys):
     reporter.on_train_batch_end(49)
     reporter.on_train_batch_end(50)  # right after a line: quiet again
     assert capsys.readouterr().out == "train: epoch 2/4 [all]: 50/100 batches, 2.0 min left in this epoch\n"
+
+
+def per_epoch_params(root, mode="per_epoch", **train_cfg):
+    """``params_for`` with two augmented copies per image, drawn offline or every epoch."""
+    return params_for(root, **train_cfg).model_copy(update={"augment": tiny_params(
+        root, augment={"copies": 2, "mode": mode}).augment})
+
+
+def test_per_epoch_augmentation_draws_new_variants_every_epoch_reproducibly_at_the_offline_epoch_size(
+        project, monkeypatch):
+    from transferlab.data.arrays import load_prepared
+
+    drawn, sizes = [], []
+    draw, order = augment.epoch_images, engine.epoch_order
+    monkeypatch.setattr(augment, "epoch_images",
+                        lambda images, cfg, epoch: drawn.append((epoch, found := draw(images, cfg, epoch))) or found)
+    monkeypatch.setattr(engine, "epoch_order", lambda count, seed, epoch: sizes.append(count) or order(count, seed, epoch))
+    originals = load_prepared(per_epoch_params(project))
+    n = len(originals.x_train)
+
+    def fit(mode):
+        params = per_epoch_params(project, mode, epochs=3, early_stopping_patience=0)
+        return engine.fit(params, originals.augmented(params.augment), verbose=False)
+
+    fit("offline")
+    assert sizes == [3 * n] * 3 and not drawn  # offline: the copies were drawn once, before training
+    sizes.clear()
+    first = fit("per_epoch")
+    first_drawn, drawn[:] = list(drawn), []
+    second = fit("per_epoch")
+    assert sizes == [3 * n] * 6  # the same epoch size as offline copies give
+    assert [epoch for epoch, _ in first_drawn] == [epoch for epoch, _ in drawn] == [0, 1, 2]
+    images = [found for _, found in first_drawn]
+    assert all(np.array_equal(found[:n], originals.x_train) for found in images)
+    assert not np.array_equal(images[0][n:], images[1][n:]) and not np.array_equal(images[1][n:], images[2][n:])
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(first_drawn, drawn))  # same seed, same draws
+    assert first.history == second.history
+    assert all(np.array_equal(a, b) for a, b in zip(first.model.get_weights(), second.model.get_weights()))
+
+
+def test_a_per_epoch_augmented_run_crashed_in_epoch_3_resumes_to_the_uninterrupted_results(project, monkeypatch):
+    """As the kill test above, in one process (cheaper): the resumed run draws epochs 3-4's
+    variants from (augment.seed, epoch) alone, so it ends where the uninterrupted one did."""
+    params = per_epoch_params(project, epochs=4, early_stopping_patience=0, dropout=0.3)
+    augment.run(params)  # the pointer, not copies
+    drawn = []
+    draw = augment.epoch_images
+    monkeypatch.setattr(augment, "epoch_images",
+                        lambda images, cfg, epoch: drawn.append((epoch, found := draw(images, cfg, epoch))) or found)
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
+    train.run(params)
+    uninterrupted, uninterrupted_drawn = finished_run(project), dict(drawn)
+    assert uninterrupted["summary"]["kept_epoch"] == 2 and sorted(uninterrupted_drawn) == [0, 1, 2, 3]
+    run = mlflow.MlflowClient(tracking.configure(project)).get_run(uninterrupted["run_id"])
+    assert run.info.run_name == "random-init-scratch-aug0.5x2-per-epoch-s0-plain_cnn"
+
+    def crash(self, batch, logs=None):
+        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
+            raise RuntimeError("simulated crash in epoch 3")
+
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
+                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
+    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train.run(params)
+    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", lambda self, batch, logs=None: None)
+    drawn.clear()
+    train.run(params)
+    resumed = finished_run(project)
+    assert [epoch for epoch, _ in drawn] == [2, 3]  # epochs 1-2 came back from the checkpoint
+    assert all(np.array_equal(found, uninterrupted_drawn[epoch]) for epoch, found in drawn)
+    for key in ("summary", "history", "curves", "tags"):
+        assert resumed[key] == uninterrupted[key], key
+    assert all(np.array_equal(a, b) for a, b in zip(resumed["weights"], uninterrupted["weights"]))

@@ -238,7 +238,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     ``cfg`` (tests, studies) overrides ``params.evaluate``.
     """
     from transferlab import tracking  # MLflow, Keras and imgaug load slowly: only run() needs them
-    from transferlab.augment import augment_images, writes_copies
+    from transferlab.augment import augment_images
     from transferlab.evaluation.run_record import check_training_run, log_evaluation
     from transferlab.inference.predict import MODEL_FILE, load_keras_model
     from transferlab.train import load_run_info
@@ -275,7 +275,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
         print(f"evaluate: {scalars[f'{PREFIX}images_per_s']:.0f} images/s batched (batch {evaluator.batch_size}), "
               f"{scalars[f'{PREFIX}latency_ms_median']:.1f} ms per single image", flush=True)
 
-    trained_at = params.augment.strength if writes_copies(params.augment) else None  # None: not augmented
+    trained_at = params.augment.strength if params.augment.augments else None  # None: not augmented (either mode)
     strengths = sorted({s for s in [params.augment.strength, *cfg.augmented_strengths] if s > 0})
     augmented_rows = [augmented_row(0.0, evaluation.report.scalars(), params.task)]
     augmented_views = [(0.0, images, evaluation.texts)]

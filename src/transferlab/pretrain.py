@@ -66,7 +66,8 @@ def synthetic_data(params: Params, real: ArrayData) -> ArrayData:
         raise TransferlabError(f"{params.generate.output}: {len(labels)} synthetic plate(s) leave none to train on "
                                "(raise generate.count)")
     return real.replace(x_train=dataset.images[train], y_train=labels[train], x_val=dataset.images[val],
-                        y_val=labels[val], fingerprint=f"synthetic:{len(labels)}", x_test=None, y_test=None)
+                        y_val=labels[val], fingerprint=f"synthetic:{len(labels)}", x_test=None, y_test=None,
+                        epoch_augment=None)  # synthetic plates are not augmented, whatever augment.mode
 
 
 def plate_texts(data: ArrayData) -> list[str]:

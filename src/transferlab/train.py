@@ -35,13 +35,16 @@ TRAIN_METRICS_SAMPLE = 2000  # training images scored after training
 
 
 def backup_root(params: Params, fingerprint: str) -> Path:
-    """Epoch checkpoints of an interrupted run, keyed by its configuration and data."""
+    """Epoch checkpoints of an interrupted run, keyed by its configuration and data (the
+    augmentation too: with ``augment.mode: per_epoch`` the fingerprint's images are the originals)."""
+    augment = params.augment.model_dump(include={"strength", "copies", "mode", "seed"})
     return checkpoint_root(params.train.output, params.train.model_dump(), params.data.model_dump(), params.task,
-                           fingerprint, params.pretrain.model_dump())
+                           fingerprint, params.pretrain.model_dump(), augment)
 
 
 def load_training_data(params: Params) -> ArrayData:
-    """The validation split and the augment stage's training set (originals + augmented copies)."""
+    """The validation split and the augment stage's training set (originals + augmented copies;
+    with ``augment.mode: per_epoch`` the originals, which the engine augments every epoch)."""
     return load_prepared(params, augmented=True)
 
 
@@ -87,8 +90,9 @@ def run(params: Params) -> dict:
         def log_metric(logs: dict, step: int) -> None:
             mlflow.log_metrics({k: v for k, v in logs.items()}, step=step)
 
+        per_epoch = f" ({len(data.x_train)} originals augmented afresh every epoch)" if data.epoch_augment else ""
         print(f"train: {cfg.backbone} (pretrained={cfg.pretrained}), strategy {cfg.strategy}, "
-              f"{len(data.x_train)} training / {len(data.x_val)} validation images")
+              f"{data.train_images_per_epoch} training{per_epoch} / {len(data.x_val)} validation images")
         result = engine.fit(params, data, log_metric, backup_root=backup_root(params, data.fingerprint))
         model, selection = result.model, result.selection
         summary = {**final_metrics(model, data, cfg.batch_size), "epochs": selection.epochs,

@@ -4,6 +4,11 @@ One knob (``augment.strength`` in [0, 1]) instead of a dozen makes "is augmentat
 strong?" a one-dimensional question that a preview grid and a tuning study can answer.
 Strength 0 returns the images untouched; strength 1 is deliberately harsh (characters
 start to become illegible), which is the regime the original question probably hit.
+
+``augment.mode`` says when the ``copies`` variants per image are drawn: ``offline``, once, by
+this stage (every epoch trains on the same ones), or ``per_epoch``, afresh for every epoch
+by the training engine (:func:`epoch_images`; this stage then writes no copy, only the
+pointer to the split and the preview). An epoch holds as many images either way.
 """
 
 from __future__ import annotations
@@ -72,8 +77,26 @@ def augment_images(images: np.ndarray, strength: float, seed: int) -> np.ndarray
     return np.asarray(build_pipeline(strength, seed)(images=np.ascontiguousarray(images)), dtype=np.uint8)
 
 
+def epoch_seed(seed: int, epoch: int, copy: int) -> int:
+    """imgaug's seed for variant ``copy`` (1-based) of epoch ``epoch`` (0-based, counted over all
+    phases): a function of these alone, so a resumed run draws what an uninterrupted one did."""
+    return int(np.random.SeedSequence([seed, epoch, copy]).generate_state(1)[0] >> 1)
+
+
+def epoch_images(images: np.ndarray, cfg: AugmentConfig, epoch: int) -> np.ndarray:
+    """Per-epoch augmentation: epoch ``epoch``'s training images, the originals followed by
+    ``cfg.copies`` fresh variants of each (the layout of :func:`augmented_training_set`, whose
+    labels, the originals' repeated, fit them), seeded by ``(cfg.seed, epoch, copy)``."""
+    images = np.asarray(images)
+    if not cfg.augments:
+        return images
+    return np.concatenate([images, *(augment_images(images, cfg.strength, epoch_seed(cfg.seed, epoch, copy))
+                                     for copy in range(1, cfg.copies + 1))])
+
+
 def augmented_training_set(images: np.ndarray, labels: np.ndarray, cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """The originals followed by ``cfg.copies`` augmented variants of each, with provenance."""
+    """The originals followed by ``cfg.copies`` augmented variants of each, with provenance
+    (offline copies; see :func:`epoch_images` for ``augment.mode: per_epoch``)."""
     parts, label_parts, rows = [np.asarray(images)], [labels], []
     rows.append(pd.DataFrame({"source_index": np.arange(len(images)), "copy": 0}))
     for copy in range(1, cfg.copies + 1 if cfg.strength > 0 else 1):
@@ -114,8 +137,8 @@ def save_preview(images: np.ndarray, cfg: AugmentConfig, path: str | Path) -> No
 
 
 def writes_copies(cfg: AugmentConfig) -> bool:
-    """Whether the training set gets augmented copies (``copies`` > 0 at a strength above 0)."""
-    return cfg.copies > 0 and cfg.strength > 0
+    """Whether this stage writes augmented copies (``copies`` > 0 at a strength above 0, mode offline)."""
+    return cfg.augments and not cfg.per_epoch
 
 
 def run(params: Params) -> dict:
@@ -123,12 +146,17 @@ def run(params: Params) -> dict:
 
     Without copies the training set is the prepared split itself: a second copy of its
     arrays would only double the disk and DVC cache, so :data:`POINTER_FILE` names the split
-    (and its fingerprint) and :func:`transferlab.data.arrays.load_prepared` follows it.
+    (and its fingerprint) and :func:`transferlab.data.arrays.load_prepared` follows it. So
+    does ``augment.mode: per_epoch``, whose variants the training engine draws every epoch.
     """
     params, _ = with_recipe(params)  # in-domain transfer: augment.copies from the real training set's size
     cfg = params.augment
     train = load_split(params.split.output, "train")
-    images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)
+    if cfg.per_epoch:  # the originals only: no copy is drawn here
+        images, labels, provenance = augmented_training_set(train.images, train.labels,
+                                                            cfg.model_copy(update={"copies": 0}))
+    else:
+        images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)
     with atomic_output_dir(cfg.output) as out:
         if writes_copies(cfg):
             np.save(out / IMAGES_FILE, images)
@@ -138,9 +166,14 @@ def run(params: Params) -> dict:
             write_json(out / POINTER_FILE, {"split": str(params.split.output), "fingerprint": fingerprint})
         provenance.to_csv(out / "train.csv", index=False)
         save_preview(train.images, cfg, out / PREVIEW_FILE)
-        summary = {"strength": cfg.strength, "copies": cfg.copies, "train_images": len(images)}
+        summary = {"strength": cfg.strength, "copies": cfg.copies, "mode": cfg.mode, "seed": cfg.seed,
+                   "train_images": len(images), "images_per_epoch": len(train.images) * cfg.images_per_original}
         write_json(out / "summary.json", summary)
-    if writes_copies(cfg):
+    if cfg.per_epoch:
+        print(f"augment: per_epoch: train draws {cfg.copies} fresh variants of each of the {len(images)} training "
+              f"images every epoch at strength {cfg.strength:g} ({summary['images_per_epoch']} images an epoch); "
+              f"no copy written, {cfg.output}/{POINTER_FILE} points to the originals")
+    elif writes_copies(cfg):
         print(f"augment: wrote {len(images)} training images to {cfg.output} ({len(train.images)} originals and "
               f"{cfg.copies} augmented copies of each at strength {cfg.strength:g})")
     else:  # a pointer, not images: saying "wrote N images" would send users looking for a copy

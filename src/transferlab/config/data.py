@@ -172,15 +172,41 @@ class SplitConfig(Section):
         return self
 
 
+AugmentMode = Literal["offline", "per_epoch"]
+
+
 class AugmentConfig(Section):
-    """imgaug pipeline whose every component scales with one strength in [0, 1]."""
+    """imgaug pipeline whose every component scales with one strength in [0, 1].
+
+    ``mode`` says when the ``copies`` variants per training image are drawn: ``offline``
+    once, by the augment stage (written to disk; every epoch sees the same ones), or
+    ``per_epoch`` afresh for every epoch by the training engine (nothing written), seeded
+    by ``(seed, epoch)``. Either way an epoch holds the originals and ``copies`` variants of each.
+    """
 
     strength: Fraction = 0.3
-    copies: int = Field(0, ge=0, le=50, description="augmented variants written per training image")
+    copies: int = Field(0, ge=0, le=50, description="augmented variants per training image (and epoch)")
+    mode: AugmentMode = Field("offline", description="offline: the augment stage writes the copies once; "
+                              "per_epoch: the training engine draws fresh ones every epoch")
     seed: Seed = 0
     preview_strengths: list[Fraction] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
     preview_images: int = Field(6, ge=1, le=64)
     output: str = "data/augmented"
+
+    @property
+    def augments(self) -> bool:
+        """Whether training sees augmented images: ``copies`` > 0 at a strength above 0 (either mode)."""
+        return self.copies > 0 and self.strength > 0
+
+    @property
+    def per_epoch(self) -> bool:
+        """Whether the training engine draws the variants afresh every epoch (nothing on disk)."""
+        return self.augments and self.mode == "per_epoch"
+
+    @property
+    def images_per_original(self) -> int:
+        """Training images per original image in an epoch: itself and its augmented variants."""
+        return 1 + self.copies if self.augments else 1
 
 
 class LookConfig(Section):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab.config import Params
+from transferlab.config import AugmentConfig, Params
 from transferlab.errors import TransferlabError
 
 # The augment stage's output (here, not in transferlab.augment, which imports imgaug slowly).
@@ -35,6 +35,9 @@ class ArrayData:
     pad_index: int | None = None  # plates of variable length: the pad symbol's class
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    # augment.mode per_epoch: x_train holds the originals, and the training engine draws each
+    # epoch's augmented variants at this configuration (None: x_train is trained on as it is).
+    epoch_augment: AugmentConfig | None = None
 
     @property
     def kind(self):
@@ -63,8 +66,16 @@ class ArrayData:
         idx = seeded_subset(len(self.y_train), size, seed)
         return self.replace(x_train=self.x_train[idx], y_train=self.y_train[idx])
 
-    def augmented(self, augment) -> ArrayData:
-        """The training set augmented in memory exactly as the ``augment`` stage would."""
+    @property
+    def train_images_per_epoch(self) -> int:
+        """Training images in an epoch: ``x_train``'s, times 1 + copies with per-epoch augmentation."""
+        return len(self.x_train) * (self.epoch_augment.images_per_original if self.epoch_augment else 1)
+
+    def augmented(self, augment: AugmentConfig) -> ArrayData:
+        """The training set augmented in memory exactly as the ``augment`` stage would; with
+        ``augment.mode: per_epoch`` the originals, marked for the engine to augment every epoch."""
+        if augment.per_epoch:
+            return self.replace(epoch_augment=augment)
         from transferlab.augment import augmented_training_set
 
         images, labels, _ = augmented_training_set(self.x_train, self.y_train, augment)
@@ -143,6 +154,9 @@ def augmented_training_arrays(params: Params, fingerprint: str) -> tuple[np.ndar
 
     folder = Path(params.augment.output)
     if (folder / IMAGES_FILE).is_file():
+        if params.augment.per_epoch:  # copies written before the mode changed: augment has not run since
+            raise TransferlabError(f"{folder}: holds offline augmented copies but augment.mode is per_epoch: "
+                                   "run `dvc repro augment`")
         return np.load(folder / IMAGES_FILE), np.load(folder / LABELS_FILE)
     pointer = folder / POINTER_FILE
     if not pointer.is_file():
@@ -162,7 +176,8 @@ def augmented_training_arrays(params: Params, fingerprint: str) -> tuple[np.ndar
 def load_prepared(params: Params, test: bool = False, augmented: bool = False) -> ArrayData:
     """The prepared split (stage ``split``) as arrays; the test split only when asked for.
 
-    With ``augmented``, the training arrays are the augment stage's (:func:`augmented_training_arrays`).
+    With ``augmented``, the training arrays are the augment stage's (:func:`augmented_training_arrays`);
+    with ``augment.mode: per_epoch`` those are the originals, and the engine augments every epoch.
     """
     from transferlab.data.prepared import load_split, read_meta
 
@@ -177,5 +192,7 @@ def load_prepared(params: Params, test: bool = False, augmented: bool = False) -
     classes = list(meta["classes"])
     if augmented:
         parts["x_train"], parts["y_train"] = augmented_training_arrays(params, meta["fingerprints"]["train"])
+        if params.augment.per_epoch:
+            parts["epoch_augment"] = params.augment
     return ArrayData(task=meta["task"], classes=classes, fingerprint=meta["fingerprints"]["train"],
                      pad_index=pad_index(params, classes), **parts)

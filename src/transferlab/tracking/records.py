@@ -35,11 +35,12 @@ def tag_experiment(client, experiment) -> None:
 
 def augmentation_label(params: Params) -> str:
     """``aug0`` when nothing is augmented (copies 0 or strength 0), else ``aug<strength>``
-    (``x<copies>`` appended for more than one copy)."""
+    (``x<copies>`` appended for more than one copy, ``-per-epoch`` with ``augment.mode: per_epoch``)."""
     cfg = params.augment
-    if cfg.copies == 0 or cfg.strength == 0:
+    if not cfg.augments:
         return "aug0"
-    return f"aug{cfg.strength:g}" + (f"x{cfg.copies}" if cfg.copies > 1 else "")
+    return (f"aug{cfg.strength:g}" + (f"x{cfg.copies}" if cfg.copies > 1 else "")
+            + ("-per-epoch" if cfg.per_epoch else ""))
 
 
 def variant_name(params: Params) -> str:

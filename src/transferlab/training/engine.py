@@ -9,6 +9,10 @@ Strategies (``train.strategy``), what practitioners actually do:
   with an unfrozen backbone wrecks the pretrained features), then the top
   ``unfreeze_depth`` blocks at ``finetune_lr_factor`` x the rate;
 - ``full``: everything trainable from the start.
+
+With ``augment.mode: per_epoch`` the training data carries the originals only
+(:attr:`ArrayData.epoch_augment`) and :class:`Trainer` draws every epoch's augmented variants
+before that epoch's ``fit``, seeded by ``(augment.seed, epoch)``.
 """
 
 from __future__ import annotations
@@ -181,6 +185,11 @@ class Trainer:
         self.epochs_done = 0  # before the phase being trained
         self.selector = EpochSelector(data.kind.monitored_metric, patience=cfg.early_stopping_patience)
         self.kept_weights: list | None = None
+        # augment.mode per_epoch: each epoch's variants are drawn before its fit (in this process,
+        # imgaug's batch call), seeded by (augment.seed, epoch) alone, so a resumed run draws the same.
+        self.epoch_augment = data.epoch_augment if data.epoch_augment is not None and \
+            data.epoch_augment.per_epoch else None
+        self.augment_seconds, self.augmented_epochs = 0.0, 0  # spent drawing them, and epochs drawn, in this process
         self.phases = ["all"] if cfg.strategy in ("scratch", "full") else ["head"]
         if cfg.strategy == "finetune" and cfg.unfreeze_depth > 0 and cfg.finetune_epochs > 0:
             self.phases.append("finetune")
@@ -221,9 +230,33 @@ class Trainer:
                   f"(kept epoch so far: {self.selector.best_epoch})")
         return resumed.phase_epochs
 
+    @property
+    def images_per_original(self) -> int:
+        """Training images an epoch holds per image of ``x_train`` (1 + copies with per-epoch augmentation)."""
+        return self.epoch_augment.images_per_original if self.epoch_augment is not None else 1
+
+    def epoch_images(self, x_train: np.ndarray, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s training images (0-based over all phases): ``x_train``, or with
+        per-epoch augmentation the originals followed by that epoch's fresh variants."""
+        if self.epoch_augment is None:
+            return x_train
+        from transferlab.augment import epoch_images  # imgaug imports slowly: only when used
+
+        started = time.monotonic()
+        images = epoch_images(x_train, self.epoch_augment, epoch)
+        seconds = time.monotonic() - started
+        if self.verbose and not self.augmented_epochs:
+            cfg = self.epoch_augment
+            print(f"train: per-epoch augmentation: {len(images) - len(x_train)} fresh variants ({cfg.copies} of each "
+                  f"of {len(x_train)} images at strength {cfg.strength:g}) drawn in {seconds:.1f}s before each epoch",
+                  flush=True)
+        self.augment_seconds, self.augmented_epochs = self.augment_seconds + seconds, self.augmented_epochs + 1
+        return images
+
     def fit(self, model: keras.Model, phase: str, epochs: int, learning_rate: float, x_train, x_val) -> None:
         cfg = self.params.train
-        compile_model(model, self.data, learning_rate_for(cfg, learning_rate, epochs, len(x_train)),
+        train_size = len(x_train) * self.images_per_original
+        compile_model(model, self.data, learning_rate_for(cfg, learning_rate, epochs, train_size),
                       cfg.label_smoothing)
         if self.verbose:
             print(f"train: phase {phase}: {count_trainable(model):,} trainable weights, learning rate {learning_rate:g}")
@@ -235,18 +268,21 @@ class Trainer:
         self.epochs_done = len(self.history) - initial_epoch
         if initial_epoch < epochs and not (initial_epoch and self.selector.should_stop()):
             k = self.data.num_classes
-            y_train, validation = one_hot(self.data.y_train, k), (x_val, one_hot(self.data.y_val, k))
+            labels = np.concatenate([self.data.y_train] * self.images_per_original)  # the layout of epoch_images
+            y_train, validation = one_hot(labels, k), (x_val, one_hot(self.data.y_val, k))
             callbacks = self.callbacks(phase, initial_epoch)
             for epoch in range(initial_epoch, epochs):  # one fit per epoch: each in its seeded order
-                order = epoch_order(len(x_train), cfg.seed, self.epochs_done + epoch)
-                model.fit(x_train[order], y_train[order], batch_size=cfg.batch_size, validation_data=validation,
+                step = self.epochs_done + epoch
+                images = self.epoch_images(x_train, step)
+                order = epoch_order(len(images), cfg.seed, step)
+                model.fit(images[order], y_train[order], batch_size=cfg.batch_size, validation_data=validation,
                           epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0, callbacks=callbacks)
                 if model.stop_training:
                     break
         self.epochs_done = len(self.history)
 
     def fit_head_on_cached_features(self, epochs: int) -> None:
-        """Frozen backbone, no per-epoch augmentation: features once, then only the head trains.
+        """Frozen backbone, no per-epoch augmentation (:meth:`run` checks): features once, then only the head trains.
 
         The backbone's output cannot change while it is frozen, so running it every epoch
         only repeats work; the head sees exactly the same inputs either way.
@@ -266,14 +302,17 @@ class Trainer:
         the kept epoch's weights; say which and why."""
         cfg = self.params.train
         x_train, x_val = self.data.x_train, self.data.x_val
-        adapt_batchnorm_momentum(self.model, steps_per_epoch(len(x_train), cfg.batch_size))
+        adapt_batchnorm_momentum(self.model, steps_per_epoch(len(x_train) * self.images_per_original, cfg.batch_size))
         if self.phases == ["all"]:
             self.fit(self.model, "all", cfg.epochs, cfg.learning_rate, x_train, x_val)
         else:
             set_backbone_trainable(self.backbone, 0, bn_trainable=False)
+            if cfg.cache_features and self.epoch_augment is not None and self.verbose:
+                print("train: backbone features not cached (train.cache_features): every epoch's images are new "
+                      "(augment.mode: per_epoch)")
             if self.resumes_later("head"):
                 pass  # the finetune checkpoint holds the whole model, head included
-            elif cfg.cache_features:
+            elif cfg.cache_features and self.epoch_augment is None:
                 self.fit_head_on_cached_features(cfg.epochs)
             else:
                 self.fit(self.model, "head", cfg.epochs, cfg.learning_rate, x_train, x_val)
@@ -299,6 +338,7 @@ class FitResult:
     history: list[dict]
     selection: Selection
     seconds: float
+    augment_seconds: float = 0.0  # of ``seconds``: drawing per-epoch augmentations
 
     @property
     def epochs(self) -> int:
@@ -322,7 +362,7 @@ def fit(params: Params, data: ArrayData, log_metric: LogMetric | None = None, ba
     selection = trainer.run()
     seconds = time.monotonic() - started
     compile_model(model, data, params.train.learning_rate, params.train.label_smoothing)  # the head may have trained alone
-    return FitResult(model, backbone, trainer.history, selection, seconds)
+    return FitResult(model, backbone, trainer.history, selection, seconds, trainer.augment_seconds)
 
 
 def feature_pass(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
