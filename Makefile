@@ -40,12 +40,15 @@ run: setup
 test: setup
 	pytest -q
 
-# bench_real.py and bench_augment_mode.py read your own plate CSV:
+# bench_real.py, bench_look.py and bench_augment_mode.py read your own plate CSV:
 # make bench REAL_CSV=path/to/labels.csv [REAL_TEST=path/to/test.csv] [REAL_INIT=pretrain/model.keras]
+REAL_BENCHES := benchmarks/bench_real.py benchmarks/bench_look.py benchmarks/bench_augment_mode.py
+REAL_ARGS = "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)")
 bench: setup
-	for script in $(filter-out benchmarks/bench_real.py benchmarks/bench_augment_mode.py,$(wildcard benchmarks/bench_*.py)); do python $$script || exit 1; done
-	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_real.py "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)"); fi
-	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_augment_mode.py "$(REAL_CSV)" $(if $(REAL_TEST),--test "$(REAL_TEST)") $(if $(REAL_INIT),--init-from "$(REAL_INIT)"); fi
+	for script in $(filter-out $(REAL_BENCHES),$(wildcard benchmarks/bench_*.py)); do python $$script || exit 1; done
+	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_real.py $(REAL_ARGS); fi
+	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_look.py $(REAL_ARGS); fi
+	if [ -n "$(REAL_CSV)" ]; then python benchmarks/bench_augment_mode.py $(REAL_ARGS) $(if $(REAL_INIT),--init-from "$(REAL_INIT)"); fi
 
 ui: setup
 	transferlab ui
