@@ -4,4 +4,4 @@ from transferlab import study
 from transferlab.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(lambda params: study.compute_features(params, params.study))
+    run_stage(lambda params: study.compute_features(study.study_params(params), params.study))
