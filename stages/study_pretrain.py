@@ -9,7 +9,8 @@ from transferlab.study.sources import pretrain_sources
 
 def main(params) -> None:
     (Path(params.study.output) / "pretrained").mkdir(parents=True, exist_ok=True)  # DVC's output, even if empty
-    pretrain_sources(params, params.study, study.load_study_data(params, params.study))
+    sparams = study.study_params(params)
+    pretrain_sources(sparams, params.study, study.load_study_data(sparams, params.study))
 
 
 if __name__ == "__main__":

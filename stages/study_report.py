@@ -4,4 +4,4 @@ from transferlab import study
 from transferlab.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(study.report)
+    run_stage(lambda params: study.report(study.study_params(params), params.study))

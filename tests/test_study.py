@@ -17,9 +17,28 @@ from transferlab.config import StudyConfig, load_params, parse_params
 from transferlab.errors import TransferlabError
 from transferlab.examples import make_classification_example
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+FACTORIAL = dict(arms=["scratch", "finetune"], augment_strengths=[0.0, 0.3], strategies=["frozen", "probe"],
+                 train_sizes=[100])  # the factorial, strategies and sizes groups (the default study runs sources only)
+
+
+def test_the_default_study_asks_where_the_weights_should_come_from():
+    """params.yaml's study is the schema's default, and it runs the sources group only: four sources
+    of the initial weights x the source strategies x 3 seeds, on the bundled real plates."""
+    cfg = StudyConfig()
+    assert load_params(REPO / "params.yaml").study == cfg  # one set of defaults
+    groups = pd.Series([v.group for v in study.variants(cfg)]).value_counts().to_dict()
+    assert groups == {"sources": 4 * len(cfg.source_strategies) * 3}
+    assert cfg.sources == ["none", "imagenet", "synthetic", "imagenet_synthetic"] and len(cfg.source_strategies) >= 2
+    assert (cfg.source, cfg.test_source, cfg.look) == ("datasets/cn_plates/train.csv", "datasets/cn_plates/test.csv",
+                                                      "auto")
+    assert (REPO / cfg.source).is_file() and (REPO / cfg.test_source).is_file()
+
 
 def test_default_grid_and_variant_params():
-    cfg = StudyConfig()
+    cfg = StudyConfig(**FACTORIAL, sources=[])
     grid = study.variants(cfg)
     groups = pd.Series([v.group for v in grid]).value_counts().to_dict()
     assert groups == {"factorial": 2 * 2 * 3, "strategies": 2 * 3, "sizes": 2 * 1 * 3}
@@ -28,11 +47,21 @@ def test_default_grid_and_variant_params():
     assert (scratch.train.pretrained, scratch.train.strategy, scratch.train.seed) == (False, "scratch", 1)
     assert scratch.train.epochs == cfg.epochs + cfg.finetune_epochs  # the same epoch budget as finetune
     assert (scratch.augment.strength, scratch.augment.copies, scratch.augment.seed) == (0.3, 1, 1)
+    assert scratch.train.head_pooling == cfg.head_pooling != params.train.head_pooling  # the study's own head
     finetune = study.variant_params(params, cfg, study.Variant("factorial", "finetune", 0.0, 400, 0))
     assert (finetune.train.pretrained, finetune.train.epochs, finetune.augment.copies) == (True, cfg.epochs, 0)
     assert study.variant_params(params, cfg, study.Variant("strategies", "probe", 0.0, 400, 0)).train.strategy == "frozen"
     with pytest.raises(Exception, match="plain_cnn"):
         StudyConfig(backbone="plain_cnn", arms=["scratch", "finetune"])
+
+
+def test_groups_switch_off_with_empty_lists_but_a_study_needs_a_variant():
+    only_factorial = StudyConfig(arms=["scratch"], sources=[])
+    assert {v.group for v in study.variants(only_factorial)} == {"factorial"}
+    with pytest.raises(Exception, match="the study has no variant"):
+        StudyConfig(arms=[], strategies=[], train_sizes=[], sources=[])
+    with pytest.raises(Exception, match="sources must not repeat"):
+        StudyConfig(sources=["none", "none"])
 
 
 def test_seeded_training_subsets_pair_the_arms():
@@ -278,7 +307,8 @@ def write_results(cfg: StudyConfig, frame: pd.DataFrame, histories: dict) -> Non
 def test_report_on_constructed_results_refuses_and_shows_plate_accuracy(tmp_path):
     """The whole report (files, verdict, tables, diagnostics) on near-chance results, no training."""
     cfg = StudyConfig(arms=["scratch", "finetune"], augment_strengths=[0.0], strategies=["frozen", "probe"],
-                      train_sizes=[100, 200], output=str(tmp_path / "results"), report=str(tmp_path / "docs"))
+                      train_sizes=[100, 200], sources=[], train_size=400, output=str(tmp_path / "results"),
+                      report=str(tmp_path / "docs"))
     frame = near_chance_results()
     frame["key"] = [study.Variant(g, a, au, n, s).key for g, a, au, n, s in
                     frame[["group", "arm", "augment", "train_size", "seed"]].itertuples(index=False)]
@@ -322,8 +352,9 @@ def tiny_project(tmp_path, monkeypatch):
 
 def tiny_study(root, **changes) -> StudyConfig:
     values = dict(name="tiny", experiment="tiny-study", arms=["scratch", "probe"], transfer_arm="probe",
-                  augment_strengths=[0.0], seeds=[0, 1], strategies=[], train_sizes=[], train_size=0, val_size=0,
-                  test_size=0, image_height=32, image_width=96, epochs=1, finetune_epochs=0, batch_size=8,
+                  augment_strengths=[0.0], seeds=[0, 1], strategies=[], train_sizes=[], sources=[], train_size=0,
+                  val_size=0, test_size=0, image_height=32, image_width=96, epochs=1, finetune_epochs=0, batch_size=8,
+                  head_pooling="global", source=None, test_source=None, look=None,
                   output=str(root / "study/results"), report=str(root / "docs/study"))
     return StudyConfig(**{**values, **changes})
 
@@ -493,3 +524,95 @@ def test_the_dvc_matrix_runs_exactly_the_grid_the_report_reads(tmp_path, changes
     grid = {(v.group, v.arm, v.augment, v.train_size, v.seed, v.source)
             for v in variants(StudyConfig(**raw["study"]))}
     assert expanded == grid and len(grid) > 1
+
+
+def own_source(root: Path) -> tuple[Path, Path]:
+    """A tiny plate set of the study's own (6 characters from a small alphabet), with a test CSV."""
+    texts = random_plates(36, seed=3, alphabet="ABCDE12345", length=6)
+    return (write_plate_csv(root / "own/train", texts[:24]), write_plate_csv(root / "own/test", texts[24:]))
+
+
+def test_a_study_source_is_split_into_the_study_folder_and_the_pipeline_split_is_untouched(tiny_project, capsys):
+    """study.source set: the study prepares its own split (plates auto from its labels) under
+    <study.output>/prepared, runs on it and says so; data/prepared and metrics/ are never written."""
+    root = tiny_project
+    train_csv, test_csv = own_source(root)
+    params = tiny_params(root)  # the pipeline's data.source (data/synthetic) does not even exist here
+    cfg = tiny_study(root, backbone="plain_cnn", arms=[], sources=["none"], source_strategies=["full"],
+                     source=str(train_csv), test_source=str(test_csv))
+    sparams = study.study_params(params, cfg)
+    assert (sparams.data.source, sparams.data.test_source) == (str(train_csv), str(test_csv))
+    assert sparams.split.output == str(root / "study/results/prepared")
+    assert (sparams.plates.alphabet, sparams.plates.slots) == ("12345ABCDE", 6)  # auto, from the study's labels
+    assert (sparams.data.image_height, sparams.data.image_width) == (cfg.image_height, cfg.image_width)
+
+    summary = study.run_all(params, cfg)
+    out = capsys.readouterr().out
+    assert f"study: data: its own split of {train_csv} ({root / 'study/results/prepared'})" in out
+    meta = json.loads((root / "study/results/prepared/meta.json").read_text())
+    assert meta["test_source"] == str(test_csv) and meta["plates"]["slots"] == 6
+    assert json.loads((root / "study/results/prepared/split.json").read_text())["test"]["count"] == 12
+    stamp = json.loads((root / "study/results/study_data.json").read_text())
+    assert stamp["source"] == str(train_csv) and stamp["fingerprints"] == meta["fingerprints"]
+    assert not (root / "data").exists() and not (root / "metrics").exists()  # the pipeline's split and metrics
+    assert summary["variants"] == 2 and set(summary["findings"]) == {"H1", "H2", "H3", "H4"}  # sources only
+    table = pd.read_csv(root / "docs/study/results.csv")
+    assert set(table["arm"]) == {"none/full"} and set(table["test_images"]) == {12}
+    report = (root / "docs/study/report.md").read_text()
+    assert f"Data: `{train_csv}`, test set `{test_csv}` (study.source)." in report
+
+    study.prepare(params, cfg)  # current: reused, and the stamp is byte for byte the same
+    assert "study/results/prepared is current: reused" in capsys.readouterr().out
+    assert json.loads((root / "study/results/study_data.json").read_text()) == stamp
+
+
+def test_the_study_look_comes_from_beside_its_source_or_the_file_named(tiny_project):
+    root = tiny_project
+    train_csv, test_csv = own_source(root)
+    params = tiny_params(root)
+    cfg = tiny_study(root, sources=["synthetic"], source=str(train_csv), test_source=str(test_csv), look="auto")
+    assert study.study_params(params, cfg).generate == study.study_params(params, cfg.model_copy(
+        update={"look": None})).generate  # auto, and no look.yaml beside the source: params.yaml's look
+    (train_csv.parent / "look.yaml").write_text("fitted: true\ngenerate:\n  styles: {eu: 0, cn_blue: 1}\n  bare_one: 0.5\n")
+    found = study.study_params(params, cfg).generate
+    assert (found.styles.cn_blue, found.styles.eu, found.bare_one) == (1.0, 0.0, 0.5)
+    assert study.study_params(params, cfg.model_copy(update={"look": None})).generate.styles.eu == 1.0
+    with pytest.raises(TransferlabError, match=r"study\.look: nowhere/look\.yaml: look file not found"):
+        study.study_params(params, cfg.model_copy(update={"look": "nowhere/look.yaml"}))
+
+
+def test_a_bad_study_source_is_one_clear_error_naming_the_key_and_the_file(tiny_project):
+    root = tiny_project
+    params = tiny_params(root)
+    cfg = tiny_study(root, sources=["none"], source=str(root / "missing.csv"), test_source=None)
+    with pytest.raises(TransferlabError, match=r"^study\.source: .*missing\.csv: not found"):
+        study.prepare(params, cfg)
+    bad = root / "bad.csv"
+    bad.write_text("path,text\nimages/0.png,AB12\n")
+    with pytest.raises(TransferlabError) as info:
+        study.prepare(params, cfg.model_copy(update={"source": str(bad)}))
+    assert str(info.value).startswith(f"study.source ({bad})") and "plate_text" in str(info.value)
+    write_plate_csv(root / "broken", ["AB12", "CD34"])
+    (root / "broken/images/001.png").unlink()  # a listed image that is not there
+    with pytest.raises(TransferlabError, match=r"^study\.source \(.*broken"):
+        study.prepare(params, cfg.model_copy(update={"source": str(root / "broken")}))
+    assert not (root / "study/results/prepared").exists()
+    with pytest.raises(TransferlabError, match=r"study: test_source is set but source is null"):
+        parse_params({"study": {"source": None, "test_source": "x.csv"}})
+
+
+def test_the_study_stages_depend_on_the_studys_data_stamp_not_the_pipelines_split():
+    """study/dvc.yaml: a prepare stage (run on every repro, like test-source) writes the stamp of the
+    study's data; every stage that reads the data depends on it, none on ${split.output}."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "study/dvc.yaml").read_text())["stages"]
+    prepare = spec["prepare"]
+    assert prepare["always_changed"] and "stages/study_prepare.py" in prepare["cmd"]
+    assert [next(iter(o)) for o in prepare["outs"]] == ["${study.output}/study_data.json"]
+    assert {"study.source", "study.test_source", "study.look"} <= set(prepare["params"])
+    for name, stage in spec.items():
+        deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+        assert "${split.output}" not in deps, name
+        if name != "prepare":
+            assert "${study.output}/study_data.json" in deps, name

@@ -46,7 +46,8 @@ STAGE_COMMANDS = {
     "tune": ("transferlab.tune", "run", "Run (or continue) the Optuna study over strength, learning rate and "
              "unfreeze depth."),
     "study": ("transferlab.study", "run_all",
-              "Run the factorial study (features, every variant, report); finished variants are reused."),
+              "Run the study (its data, every variant, report): by default where the weights should come "
+              "from, on the bundled real plates; finished variants are reused."),
 }
 
 

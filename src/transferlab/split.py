@@ -72,10 +72,12 @@ def split_inputs(params: Params) -> dict:
     return json.loads(json.dumps({"settings": settings, **stamps}, default=str))
 
 
-def ensure_prepared(params: Params) -> bool:
+def ensure_prepared(params: Params, metrics_file: str | Path = METRICS_FILE,
+                    labels_file: str | Path = LABELS_FILE) -> bool:
     """Run the split when ``split.output`` is missing or was made from other inputs
     (:func:`split_inputs`: settings or files), reuse it otherwise; True when it ran. For the
-    one-command entry points (``transferlab study``) on a fresh clone, where no ``dvc repro`` ran."""
+    one-command entry points (``transferlab study``) on a fresh clone, where no ``dvc repro`` ran,
+    and the study's own split (its statistics go to ``metrics_file`` / ``labels_file``, see :func:`run`)."""
     params = resolve_plates(params)
     meta = Path(params.split.output) / META_FILE
     if meta.is_file() and read_json(meta).get("inputs") == split_inputs(params):
@@ -83,12 +85,13 @@ def ensure_prepared(params: Params) -> bool:
         return False
     why = "missing" if not meta.is_file() else "made from other settings or files"
     print(f"split: {params.split.output} is {why}: running the split stage", flush=True)
-    run(params)
+    run(params, metrics_file, labels_file)
     return True
 
 
-def run(params: Params) -> dict:
-    """Validate and decode the dataset, split it, write manifests, arrays and statistics."""
+def run(params: Params, metrics_file: str | Path = METRICS_FILE, labels_file: str | Path = LABELS_FILE) -> dict:
+    """Validate and decode the dataset, split it, write manifests, arrays and statistics
+    (``metrics_file``, ``labels_file``: the pipeline's DVC metric and plot files by default)."""
     params = resolve_plates(params)  # load_params did already; a library caller may not have
     dataset = load_dataset(params)
     test = load_test_dataset(params, dataset) if params.data.test_source else None
@@ -119,6 +122,7 @@ def run(params: Params) -> dict:
             meta["fingerprints"][name] = fingerprint(images[mask], labels)
             print(f"split: {name}: {len(part)} images")
         write_json(out / META_FILE, meta)
-    write_json(METRICS_FILE, stats)
-    label_counts(params.task, frame).to_csv(LABELS_FILE, index=False)
+    write_json(metrics_file, stats)
+    Path(labels_file).parent.mkdir(parents=True, exist_ok=True)
+    label_counts(params.task, frame).to_csv(labels_file, index=False)
     return stats

@@ -9,42 +9,72 @@ from pydantic import Field, field_validator, model_validator
 from transferlab.config.base import BackboneName, Fraction, Section, Seed, Strategy, TrainSize
 
 
+# The real plates bundled with the project (datasets/cn_plates/README.md): the default study's data.
+BUNDLED_STUDY_SOURCE = "datasets/cn_plates/train.csv"
+BUNDLED_STUDY_TEST_SOURCE = "datasets/cn_plates/test.csv"
+StudyArm = Literal["scratch", "frozen", "finetune", "full", "probe"]
+
+
 class StudyConfig(Section):
-    """Section ``study``: the factorial study and strategy comparison (study/dvc.yaml)."""
+    """Section ``study``: the study of transfer learning (study/dvc.yaml, ``transferlab study``).
+
+    The defaults here are params.yaml's (a test keeps the two equal): the question of where the
+    initial weights should come from, on the bundled real plates, within about an hour on 2 cores.
+    """
 
     name: str = Field("transfer-study", min_length=1, description="MLflow tag `study` of every variant")
     experiment: str = Field("transferlab-study", min_length=1, description="MLflow experiment of the variants")
+    source: str | None = Field(
+        BUNDLED_STUDY_SOURCE, min_length=1,
+        description="the study's own data, in the format of data.source (a plate CSV or its folder, or class "
+                    "folders); the study splits it into <output>/prepared (plates.alphabet and slots read from its "
+                    "labels). null: the study reads the pipeline's split (data.source, split.output)")
+    test_source: str | None = Field(
+        BUNDLED_STUDY_TEST_SOURCE, min_length=1,
+        description="with source: a fixed test set in the same format (as data.test_source); null: the test part "
+                    "is split from source (split.test_fraction)")
+    look: str | None = Field(
+        "auto", min_length=1,
+        description="the look of the synthetic sources' plates: a look file (look.yaml, as the look stage writes); "
+                    "auto: look.yaml beside source when there is one, with source null the look stage's fit; "
+                    "null (or auto finding none): params.yaml's generate look")
     backbone: BackboneName = "efficientnet_lite0"
-    arms: list[Literal["scratch", "frozen", "finetune", "full", "probe"]] = Field(
-        default_factory=lambda: ["scratch", "finetune"], min_length=1,
-        description="factorial arms; scratch = random init, every other arm starts from ImageNet weights")
+    head_pooling: Literal["global", "spatial"] = Field(
+        "spatial", description="the plate head of every variant and synthetic source (as train.head_pooling); "
+        "spatial keeps where each character sits, as the in-domain recipe does")
+    arms: list[StudyArm] = Field(
+        default_factory=list,
+        description="factorial arms (group factorial, H1-H4); scratch = random init, every other arm starts from "
+                    "ImageNet weights; []: no factorial")
     transfer_arm: Literal["frozen", "finetune", "full", "probe"] = Field(
         "finetune", description="the pretrained arm compared with scratch in H2-H4 and the data-size curve")
-    augment_strengths: list[Fraction] = Field(default_factory=lambda: [0.0, 0.3], min_length=1,
-                                              description="factorial augmentation levels; 0 is the no-augmentation baseline")
+    augment_strengths: list[Fraction] = Field(
+        default_factory=lambda: [0.0], min_length=1,
+        description="factorial augmentation levels; 0 is the no-augmentation baseline")
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    strategies: list[Literal["scratch", "frozen", "finetune", "full", "probe"]] = Field(
-        default_factory=lambda: ["frozen", "probe"],
+    strategies: list[StudyArm] = Field(
+        default_factory=list,
         description="further strategies run without augmentation and ranked with the factorial arms")
-    train_sizes: list[TrainSize] = Field(default_factory=lambda: [100],
-                                              description="data-size curve: other training-set sizes")
+    train_sizes: list[TrainSize] = Field(default_factory=list,
+                                         description="data-size curve: other training-set sizes ([]: none)")
     size_seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2])
     sources: list[Literal["none", "imagenet", "synthetic", "imagenet_synthetic"]] = Field(
-        default_factory=list, description="plates: where the initial weights come from, crossed with "
-        "source_strategies (group sources); synthetic sources pretrain on synthetic_count plates like the labels")
+        default_factory=lambda: ["none", "imagenet", "synthetic", "imagenet_synthetic"],
+        description="plates: where the initial weights come from, crossed with source_strategies (group sources); "
+                    "synthetic sources pretrain on synthetic_count plates like the labels; []: no sources group")
     source_strategies: list[Literal["frozen", "finetune", "full"]] = Field(
-        default_factory=lambda: ["finetune", "full"], min_length=1)
-    synthetic_count: int = Field(5000, ge=10, le=1_000_000, description="synthetic plates per synthetic source")
+        default_factory=lambda: ["frozen", "full"], min_length=1)
+    synthetic_count: int = Field(8000, ge=10, le=1_000_000, description="synthetic plates per synthetic source")
     folds: int = Field(3, ge=0, le=20, description="k-fold cross-validation over train + validation: repetition r "
                        "(the r-th seed) validates on fold r mod k, so intervals include the split's variance; 0: off")
-    train_size: int = Field(400, ge=0, description="training images per variant (seeded subset; 0: all)")
-    val_size: int = Field(200, ge=0, description="validation images (fixed subset; 0: all)")
+    train_size: int = Field(0, ge=0, description="training images per variant (seeded subset; 0: all)")
+    val_size: int = Field(0, ge=0, description="validation images (fixed subset; 0: all)")
     test_size: int = Field(400, ge=0, description="test images (fixed subset; 0: all)")
     image_height: int = Field(48, ge=32, le=512, description="images are resized to this for the study")
     image_width: int = Field(144, ge=32, le=1024)
-    epochs: int = Field(4, ge=1, le=1000, description="finetune: epochs of the head phase; other arms train "
+    epochs: int = Field(6, ge=1, le=1000, description="finetune: epochs of the head phase; other arms train "
                         "epochs + finetune_epochs in all (the same budget)")
-    finetune_epochs: int = Field(4, ge=0, le=1000, description="finetune: epochs after unfreezing")
+    finetune_epochs: int = Field(6, ge=0, le=1000, description="finetune: epochs after unfreezing")
     unfreeze_depth: int = Field(2, ge=0, le=1000)
     learning_rate: float = Field(1e-3, gt=0, le=1)
     batch_size: int = Field(32, ge=1, le=4096)
@@ -68,8 +98,16 @@ class StudyConfig(Section):
             raise ValueError("backbone plain_cnn has no pretrained arm for the data-size curve: set train_sizes: []")
         if self.folds == 1:
             raise ValueError("folds: 1 fold leaves nothing to train on (use 0 for no cross-validation, or >= 2)")
-        if len(set(self.seeds)) != len(self.seeds) or len(set(self.size_seeds)) != len(self.size_seeds):
-            raise ValueError("seeds must not repeat")
+        for key in ("seeds", "size_seeds", "arms", "strategies", "train_sizes", "sources", "source_strategies"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat" if "seeds" not in key else "seeds must not repeat")
+        if not (self.arms or self.strategies or self.train_sizes or self.sources):
+            raise ValueError("the study has no variant: arms, strategies, train_sizes and sources are all empty "
+                             "(set at least one)")
+        if self.test_source is not None and self.source is None:
+            raise ValueError("test_source is set but source is null: with source null the study reads the "
+                             "pipeline's split, whose test set is data.test_source (set source, or test_source: null)")
         return self
 
 

@@ -29,19 +29,29 @@ def look_path(params: Params) -> Path:
 def read_look(params: Params) -> dict | None:
     """The fitted look's ``generate`` keys, or None when the look stage fitted none."""
     path = look_path(params)
-    if not path.is_file():
-        return None
+    return read_look_file(path) if path.is_file() else None
+
+
+def read_look_file(path: str | Path, key: str = "the look stage",
+                   rerun: str = "run the look stage again (dvc repro look)") -> dict | None:
+    """The ``generate`` keys of a look file (``fitted: true``), or None when it says ``fitted: false``.
+
+    ``key`` and ``rerun`` say in an error where the file came from and how to make it again.
+    """
+    path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise TransferlabError(f"{path}: not valid YAML: {exc}") from None
-    if not doc.get("fitted"):
+    except OSError as exc:
+        raise TransferlabError(f"{path}: look file of {key} not readable: {exc}") from None
+    if not isinstance(doc, dict) or not doc.get("fitted"):
         return None
     look = doc.get("generate")
     unknown = sorted(set(look or {}) - set(LOOK_KEYS)) if isinstance(look, dict) else None
     if unknown is None or unknown:
         raise TransferlabError(f"{path}: generate must be a mapping of look keys ({', '.join(LOOK_KEYS)}); "
-                               f"run the look stage again (dvc repro look)")
+                               f"{rerun}")
     return look
 
 

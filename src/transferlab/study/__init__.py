@@ -1,14 +1,20 @@
 """The study: "does transfer learning help here, and with which strategy?" answered with evidence.
 
 A study is a grid of variants, each a copy of params.yaml with a few settings changed and
-trained (in memory, no per-variant data files) on the prepared split:
+trained (in memory, no per-variant data files) on the study's prepared split: its own split of
+``study.source`` / ``study.test_source`` (default: the real plates bundled in
+``datasets/cn_plates``), or with ``study.source: null`` the pipeline's split
+(:mod:`.dataset` decides which). Its groups:
 
 - ``factorial``: ``arms`` (scratch = random init vs the transfer arm, e.g. finetune) ×
   ``augment_strengths`` × ``seeds``: hypotheses H1-H4;
 - ``strategies``: further strategies (frozen head, linear probe, full fine-tune) × ``seeds``
   without augmentation, ranked together with the factorial arms;
 - ``sizes``: scratch vs the transfer arm at other training-set sizes × ``size_seeds``: the
-  data-size curve (the factorial adds its own size as the last point).
+  data-size curve (the factorial adds its own size as the last point);
+- ``sources`` (plates; the default study's only group): where the initial weights come from
+  (``sources``: random, ImageNet, synthetic plates, ImageNet then synthetic) × ``source_strategies``
+  × ``seeds`` (:mod:`.sources`).
 
 Every variant is one MLflow run (experiment ``study.experiment``, tag ``study``) and writes
 ``<study.output>/variants/<group>/<key>/{result.json,history.csv}``. The report
@@ -21,12 +27,12 @@ cannot carry (:mod:`transferlab.study.evidence`), runs the diagnostics and write
 Seeds pair the arms: variants with the same seed train on the same random subset of the
 training split and augment with the same seed, so differences are paired by seed.
 
-Run it all in one process with :func:`run_all` (``transferlab study``; it runs the split stage
-when ``data/prepared`` is missing or stale), or through
+Run it all in one process with :func:`run_all` (``transferlab study``; it makes the study's
+split when missing or stale), or through
 DVC (``dvc repro study/dvc.yaml``), where every variant is a ``matrix`` stage whose output
 DVC caches: changing one list value only trains the new variants.
 
-The package: :mod:`.grid` (the variants), :mod:`.runner` (training them, the report run),
+The package: :mod:`.dataset` (where the data come from), :mod:`.grid` (the variants), :mod:`.runner` (training them, the report run),
 :mod:`.sources` (pretrained sources), :mod:`.evidence` / :mod:`.curves` / :mod:`.diagnostics`
 (what the results can carry), :mod:`.recommend` (ranking, recommendation) and :mod:`.verdict`
 (hypotheses, report).
@@ -48,6 +54,7 @@ from transferlab.study.grid import (  # noqa: F401 - the study's API
     variant_params,
     variants,
 )
+from transferlab.study.dataset import prepare, study_params  # noqa: F401
 from transferlab.study.runner import (  # noqa: F401
     compute_features,
     finished,

@@ -99,7 +99,7 @@ def variant_params(params: Params, study: StudyConfig, variant: Variant) -> Para
     strategy = "frozen" if arm == "probe" else arm
     # Every arm gets the same number of epochs: finetune splits them into head + finetune phases.
     epochs = study.epochs if strategy == "finetune" else study.epochs + study.finetune_epochs
-    train = {**params.train.model_dump(), "backbone": study.backbone,
+    train = {**params.train.model_dump(), "backbone": study.backbone, "head_pooling": study.head_pooling,
              "pretrained": variant.pretrained, "strategy": strategy, "seed": variant.seed,
              "epochs": epochs, "finetune_epochs": study.finetune_epochs, "unfreeze_depth": study.unfreeze_depth,
              "learning_rate": study.learning_rate, "batch_size": study.batch_size, "early_stopping_patience": 0,

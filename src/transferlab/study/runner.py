@@ -26,8 +26,9 @@ def train_subset(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def load_study_data(params: Params, study: StudyConfig):
-    """The prepared split at the study's image size; fixed validation and test subsets (the
-    same for every variant), the whole training split (subsets per variant)."""
+    """The study's prepared split (``params``: :func:`transferlab.study.dataset.study_params`) at
+    the study's image size; fixed validation and test subsets (the same for every variant), the
+    whole training split (subsets per variant)."""
     from transferlab.data.arrays import load_prepared
 
     data = load_prepared(params, test=True)
@@ -291,13 +292,15 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
 
 
 def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
-    """The whole study in one process: the prepared split (run when missing or stale), features,
-    every variant (finished ones reused), the report."""
-    from transferlab.split import ensure_prepared
+    """The whole study in one process: its data (:func:`transferlab.study.dataset.prepare`: the
+    study's own split of ``study.source``, or the pipeline's split, made when missing or stale),
+    features, every variant (finished ones reused), the report. ``params``: params.yaml as loaded."""
+    from transferlab.study.dataset import prepare, study_params
 
     study = cfg or params.study
     started = time.monotonic()
-    ensure_prepared(params)
+    prepare(params, study)
+    params = study_params(params, study)
     data = load_study_data(params, study)
     if any(v.arm == "probe" for v in variants(study)):
         compute_features(params, study, data)

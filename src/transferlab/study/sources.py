@@ -8,7 +8,8 @@ Group ``sources`` crosses ``study.sources`` with ``study.source_strategies``:
 - ``imagenet_synthetic``: pretrained from ImageNet on those synthetic plates.
 
 Each synthetic source is pretrained once per study (``study.synthetic_count`` plates rendered
-with ``generate``'s look, ``pretrain``'s schedule) into ``<study.output>/pretrained/<source>``;
+in the look ``study.look`` names (:func:`transferlab.study.dataset.study_look`: the bundled plates'
+fitted look by default), with ``pretrain``'s schedule) into ``<study.output>/pretrained/<source>``;
 its variants start from that model. The label statistics come from the whole training split
 (only strings, no images), so the validation folds share them.
 """
@@ -39,7 +40,7 @@ def source_model(study: StudyConfig, source: str) -> str | None:
 def source_hash(params: Params, study: StudyConfig, source: str, fingerprint: str) -> str:
     key = json.dumps([source, study.backbone, study.image_height, study.image_width, study.synthetic_count,
                       params.generate.model_dump(), params.pretrain.model_dump(), params.plates.model_dump(),
-                      params.train.head_units, params.train.head_pooling, params.train.dropout, fingerprint],
+                      params.train.head_units, study.head_pooling, params.train.dropout, fingerprint],
                      sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -63,6 +64,7 @@ def pretrain_sources(params: Params, study: StudyConfig, data, only: list[str] |
             continue
         p = Params.model_validate({**params.model_dump(), "train": {
             **params.train.model_dump(), "backbone": study.backbone, "batch_size": study.batch_size,
+            "head_pooling": study.head_pooling,
             "pretrained": source == "imagenet_synthetic", "strategy": "full"}})
         folder.mkdir(parents=True, exist_ok=True)
         summary = pretrain_model(p, data, study.synthetic_count, source == "imagenet_synthetic", folder)

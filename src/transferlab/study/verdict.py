@@ -209,7 +209,8 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
     columns = _metric_columns(frame, metric, unit)
 
     lines = [f"# Study `{study.name}`: does transfer learning help here, and with which strategy?", "",
-             f"Task **{task}**, backbone **{study.backbone}**, {study.image_height}×{study.image_width} images, "
+             f"{_data_sentence(meta, study)} Task **{task}**, backbone **{study.backbone}**, "
+             f"{study.image_height}×{study.image_width} images, "
              f"{study.train_size or 'all'} training images per variant (seeded subsets), {len(study.seeds)} seeds, "
              f"compared on test **{unit}** ({int(frame['test_' + metric].count())} results, chance level {chance:.3g}). "
              f"{len(frame)} variants, {frame['train_seconds'].sum() / 60:.1f} min of training. "
@@ -265,6 +266,13 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
     if log_to_mlflow:
         _log_report(study, output, summary)
     return summary
+
+
+def _data_sentence(meta: dict, study: StudyConfig) -> str:
+    """Which data the study ran on (its prepared split's meta.json)."""
+    test = f", test set `{meta['test_source']}`" if meta.get("test_source") else ""
+    whose = "study.source" if study.source else "the pipeline's split: study.source is null"
+    return f"Data: `{meta.get('source')}`{test} ({whose})."
 
 
 def _save_verdict_figure(frame: pd.DataFrame, ranking: pd.DataFrame, verdict: Recommendation, design: Design,
