@@ -9,7 +9,8 @@ from typing import Callable
 from transferlab.training import engine
 from transferlab.config import Params
 from transferlab.data.arrays import ArrayData
-from transferlab.evaluation.stats import difference_interval, t_interval
+from transferlab.evaluation import comparison
+from transferlab.evaluation.stats import t_interval
 
 
 @dataclass
@@ -52,7 +53,12 @@ def run_arm(name: str, make_params: Callable[[int], Params], data: ArrayData, se
     return arm
 
 
-def print_table(arms: list[Arm], metrics: tuple[str, ...], test_images: int, baseline: str | None = None) -> None:
+def print_table(arms: list[Arm], metrics: tuple[str, ...], test_images: int, baseline: str | None = None,
+                folds: int = 0, rope: float = comparison.DEFAULT_ROPE) -> None:
+    """Each arm's mean and t-interval over seeds; then each arm against ``baseline`` on the first
+    metric, as the study compares (transferlab.evaluation.comparison): paired by seed, the
+    variance corrected for overlapping folds, the fixed test set's error added, and P(better) /
+    P(practically equivalent within ±rope) / P(worse)."""
     seeds = len(next(iter(arms[0].scores.values())))
     print(f"\n{test_images} test images, {seeds} seeds, mean and 95 % t-interval over seeds")
     header = "".join(f"{m.replace('_', ' '):<26}" for m in metrics)
@@ -62,7 +68,13 @@ def print_table(arms: list[Arm], metrics: tuple[str, ...], test_images: int, bas
                         for m in metrics)
         print(f"{arm.name:<20} {cells}{' '.join(arm.kept):<14}{arm.extra_seconds:>8.0f} {arm.seconds:>12.0f}")
     base = next((a for a in arms if a.name == baseline), None)
+    metric, unit = metrics[0], metrics[0].replace("_", " ")
     for arm in arms:
-        if base is not None and arm is not base:
-            diff = difference_interval(arm.scores[metrics[0]], base.scores[metrics[0]], paired=True)
-            print(f"{arm.name} − {base.name}: {diff.format(unit=metrics[0].replace('_', ' '))}")
+        if base is None or arm is base:
+            continue
+        a, b = arm.scores[metric], base.scores[metric]
+        test = comparison.proportion_error(sum(a) / len(a), test_images, sum(b) / len(b))
+        found = comparison.repeated([x - y for x, y in zip(a, b)], rope, comparison.overlap_ratio(folds), test)
+        verdict = comparison.VERDICTS[found.decision]
+        print(f"{arm.name} − {base.name}: {found.interval.format(unit=unit)}: {verdict} — "
+              f"{found.probabilities(arm.name, base.name)}")
