@@ -410,3 +410,17 @@ def test_queued_and_workspace_dvc_experiments_share_one_store(tmp_path):
     assert {r.data.tags["git_commit"] for r in runs} == {baseline}
     assert not list((root / ".dvc" / "tmp").rglob("mlflow.db"))  # nothing written into copies
     assert "mlruns" not in sh(root, env, "git", "status", "--porcelain")  # ignored by its .gitignore
+
+
+def test_a_fresh_store_is_created_without_mlflow_notices(tmp_path):
+    """Every stage process on a fresh store printed MLflow's "Creating initial MLflow database
+    tables" INFO lines, nothing a user can act on. In a fresh process: MLflow's migrations
+    reconfigure logging, so only the printed output tells."""
+    import subprocess
+    import sys
+
+    code = "import sys; from transferlab import tracking; tracking.configure(sys.argv[1])"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "mlruns").is_dir()
+    assert "MLflow database tables" not in done.stderr + done.stdout

@@ -60,7 +60,9 @@ from transferlab.tracking.params import (  # noqa: E402, F401 - re-exported
 # MLflow's notices about choices transferlab makes on purpose, which its users cannot act on: the
 # reader is logged as a Python object (its class travels in code_paths) and its input example is
 # checked against the signature (INFO on every run). Other records, warnings and errors pass.
-MLFLOW_NOTICES = ("Passing a Python object as `python_model`", "Validating input example against model signature")
+# Creating the local store's tables (INFO, once per stage process on a fresh store) is the same.
+MLFLOW_NOTICES = ("Passing a Python object as `python_model`", "Validating input example against model signature",
+                  "Creating initial MLflow database tables", "Updating database tables")
 
 
 class _DropNotices(logging.Filter):
@@ -124,7 +126,8 @@ def configure(root: Path | str | None = None) -> str:
 
                 # Creates the tables (first time only) and the default experiment; the engine
                 # is cached by MLflow per URI and shared with the store the client builds.
-                SqlAlchemyStore(uri, (store / ARTIFACTS_DIRNAME).as_uri())
+                with without_mlflow_notices("mlflow.store.db.utils"):
+                    SqlAlchemyStore(uri, (store / ARTIFACTS_DIRNAME).as_uri())
             _initialized.add(uri)
     mlflow.set_tracking_uri(uri)
     return uri
