@@ -124,6 +124,7 @@ def test_evaluate_plates_writes_metrics_figures_and_logs_into_the_training_run(p
     assert fast["plate_text"].tolist() == predicted.tolist()
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/reader_onnx")
     assert pyfunc.predict(np.load("data/prepared/test_images.npy")[:3])["plate_text"].tolist() == predicted[:3].tolist()
+    assert pyfunc.metadata.saved_input_example_info is not None  # as the training stage's reader: no MLflow warning
 
     out = capsys.readouterr().out
     assert "evaluate: test plate_accuracy" in out and "over-fitting" in out

@@ -424,3 +424,19 @@ def test_a_fresh_store_is_created_without_mlflow_notices(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mlruns").is_dir()
     assert "MLflow database tables" not in done.stderr + done.stdout
+
+
+def test_logging_a_dataset_warns_nothing(tmp_path):
+    """MLflow warned on every local dataset path that two source classes match it (both its own)."""
+    import warnings
+
+    import mlflow
+    import numpy as np
+
+    from transferlab.tracking.records import log_dataset
+
+    experiment = tracking.ensure_experiment("datasets", tmp_path)
+    with mlflow.start_run(experiment_id=experiment), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log_dataset(np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2), "abc123", tmp_path / "data", "train", "training")
+    assert not [str(w.message) for w in caught if "mlflow" in w.filename or "dataset" in str(w.message)]

@@ -317,7 +317,7 @@ def run(params: Params, cfg: EvaluateConfig | None = None) -> dict:
     print(f"evaluate: wrote {METRICS_FILE} and {output}/", flush=True)
 
     log_evaluation(tracking, run_info, params, cfg, scalars, output,
-                   [BREAKDOWN_FILE, CONFUSIONS_FILE, CONFUSION_PAIRS_FILE, AUGMENTED_FILE, METRICS_FILE])
+                   [BREAKDOWN_FILE, CONFUSIONS_FILE, CONFUSION_PAIRS_FILE, AUGMENTED_FILE, METRICS_FILE], images[:2])
     return scalars
 
 

@@ -81,8 +81,9 @@ def register_reader(client, model_id: str, name: str) -> str:
 
 
 def log_evaluation(tracking, run_info: dict, params: Params, cfg: EvaluateConfig, scalars: dict,
-                   output: Path, files: list[str]) -> str:
-    """Record the test metrics, figures and metric ``files``; returns the id of the run they went to."""
+                   output: Path, files: list[str], example=None) -> str:
+    """Record the test metrics, figures and metric ``files``; returns the id of the run they went to.
+    ``example``: a few test images, the input example of the ONNX reader logged with them."""
     import mlflow
 
     train_id = run_info["run_id"]
@@ -111,7 +112,7 @@ def log_evaluation(tracking, run_info: dict, params: Params, cfg: EvaluateConfig
         log_outputs(output, files)
         from transferlab.inference.export import log_evaluated_reader
 
-        log_evaluated_reader(output)  # runs:/<id>/reader_onnx, when evaluate exported
+        log_evaluated_reader(output, example)  # runs:/<id>/reader_onnx, when evaluate exported
         if not first:
             log_full_params(params)
     if model_id and cfg.registered_model:

@@ -305,15 +305,16 @@ def evaluate_export(model, params, classes: list[str], images: np.ndarray, probs
     return result.metrics("test_")
 
 
-def log_evaluated_reader(output: Path) -> None:
+def log_evaluated_reader(output: Path, example=None) -> None:
     """Into the active (training) run: the pyfunc ``reader_onnx`` reading evaluate's ONNX export,
     when there is one (``mlflow.pyfunc.load_model("runs:/<id>/reader_onnx")`` needs no TensorFlow
-    to predict): the run's one copy of the ONNX file. The training stage's ``reader`` stays as it was."""
+    to predict): the run's one copy of the ONNX file. The training stage's ``reader`` stays as it was.
+    ``example`` (a few images): its input example, as the training stage's reader has one."""
     from transferlab.inference.reader_pyfunc import log_pyfunc_model
 
     exported = output / READER_FOLDER / "model.onnx"
     if exported.is_file():
-        log_pyfunc_model(None, labels_path_for(exported), artifact_path=PYFUNC_NAME, exported=exported)
+        log_pyfunc_model(None, labels_path_for(exported), example, artifact_path=PYFUNC_NAME, exported=exported)
 
 
 if __name__ == "__main__":  # convert_on_tensorflow's worker: KERAS_MODEL OUTPUT FORMAT QUANTIZE SAMPLES_NPY

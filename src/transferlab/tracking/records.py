@@ -60,8 +60,14 @@ def variant_name(params: Params) -> str:
 
 def log_dataset(images, labels, fingerprint: str, source: str | Path, name: str, context: str) -> None:
     """Log a dataset as an input of the active run (``mlflow.log_input``), digest = ``fingerprint``."""
+    import warnings
+
     import mlflow
 
-    dataset = mlflow.data.from_numpy(images, targets=labels, source=str(Path(source).resolve()), name=name,
-                                     digest=fingerprint)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice (for "" and "file:"), then warns on every
+        # local path that it matches both: the same class, nothing a user can act on.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_numpy(images, targets=labels, source=str(Path(source).resolve()), name=name,
+                                         digest=fingerprint)
     mlflow.log_input(dataset, context=context)
