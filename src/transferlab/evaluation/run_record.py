@@ -64,6 +64,27 @@ def log_outputs(output: Path, files: list[str]) -> None:
         mlflow.log_artifact(path, "evaluation/metrics")
 
 
+# What mlflow.register_model prints on every registration; evaluate says it in its own line.
+REGISTRY_NOTICES = ("Successfully registered model", "Created version")
+
+
+def _quietly_registered(source: str, name: str):
+    """``mlflow.register_model`` without its two notices (anything else it prints still shows)."""
+    import contextlib
+    import io
+    import sys
+
+    import mlflow
+
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        found = mlflow.register_model(source, name)
+    for line in printed.getvalue().splitlines(keepends=True):
+        if not line.startswith(REGISTRY_NOTICES):
+            sys.stderr.write(line)
+    return found
+
+
 def register_reader(client, model_id: str, name: str) -> str:
     """Register the logged reader ``model_id`` under ``name`` (once: an evaluation of the same
     model again reuses its version) and point the alias ``candidate`` at it; returns the version.
@@ -75,7 +96,7 @@ def register_reader(client, model_id: str, name: str) -> str:
 
     source = f"models:/{model_id}"  # a version's source (its model_id field stays empty in a sqlite store)
     existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.source == source]
-    version = existing[0].version if existing else mlflow.register_model(source, name).version
+    version = existing[0].version if existing else _quietly_registered(source, name).version
     client.set_registered_model_alias(name, CANDIDATE_ALIAS, version)
     return str(version)
 
