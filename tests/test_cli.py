@@ -52,3 +52,30 @@ def test_the_disabled_pretrain_stage_imports_neither_tensorflow_nor_mlflow(tmp_p
     code, output, imported = run_cli_in_fresh_process("pretrain", cwd=tmp_path)
     assert code == 0 and "pretrain: disabled" in output, output
     assert imported == []
+
+
+def test_set_overrides_keys_for_one_run_as_dvc_exp_run_does(tmp_path, monkeypatch):
+    """-S KEY=VALUE (repeatable) sets dotted params.yaml keys with YAML values for this run only;
+    a malformed item or an unknown key is one clear error naming it, and params.yaml is unchanged."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+    from click.testing import CliRunner
+
+    from transferlab import cli
+
+    shutil.copy(Path(__file__).parents[1] / "params.yaml", tmp_path / "params.yaml")
+    before = (tmp_path / "params.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    shown = CliRunner().invoke(cli.main, ["check-params", "-S", "train.epochs=3", "--set", "train.pretrained=false",
+                                          "-S", "study.seeds=[0, 1]"])
+    assert shown.exit_code == 0, shown.output
+    effective = yaml.safe_load(shown.output)
+    assert effective["train"]["epochs"] == 3 and effective["train"]["pretrained"] is False
+    assert effective["study"]["seeds"] == [0, 1]
+    assert (tmp_path / "params.yaml").read_text() == before
+    for bad, named in (("train.epocks=3", "train.epocks"), ("train.epochs", "expected KEY=VALUE"),
+                       ("train.epochs.x=1", "train.epochs is a value")):
+        failed = CliRunner().invoke(cli.main, ["check-params", "-S", bad])
+        assert failed.exit_code == 1 and named in failed.output, failed.output

@@ -17,6 +17,9 @@ from transferlab.stage import DEFAULT_PARAMS_FILE, run_stage
 
 params_option = click.option("--params", "params_file", default=DEFAULT_PARAMS_FILE, show_default=True,
                              type=click.Path(dir_okay=False), help="parameters file")
+# As `dvc exp run -S`: for this run only, not written to params.yaml (and outside DVC's lock).
+set_option = click.option("-S", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="set a params.yaml key for this run only, e.g. -S train.epochs=3 (repeatable)")
 
 
 @click.group()
@@ -58,10 +61,11 @@ HIDDEN_STAGES = ("test-source",)
 def _stage_command(name: str, module: str, entry: str, help_text: str) -> None:
     @main.command(name, help=help_text, hidden=name in HIDDEN_STAGES)
     @params_option
-    def command(params_file: str) -> None:
+    @set_option
+    def command(params_file: str, overrides: tuple[str, ...]) -> None:
         # The module is imported only once the params file has loaded: stages import TensorFlow
-        # (seconds), and a mistyped --params must fail at once.
-        run_stage(lambda params: getattr(importlib.import_module(module), entry)(params), params_file)
+        # (seconds), and a mistyped --params or -S must fail at once.
+        run_stage(lambda params: getattr(importlib.import_module(module), entry)(params), params_file, overrides)
 
 
 for _name, _spec in STAGE_COMMANDS.items():
@@ -148,11 +152,12 @@ def team_server(backend_store_uri: str, artifacts: str, host: str, port: int, wo
 
 @main.command("check-params")
 @params_option
-def check_params(params_file: str) -> None:
-    """Validate params.yaml and print the effective configuration."""
+@set_option
+def check_params(params_file: str, overrides: tuple[str, ...]) -> None:
+    """Validate params.yaml (with any -S overrides) and print the effective configuration."""
     import yaml
 
-    run_stage(lambda p: click.echo(yaml.safe_dump(p.model_dump(), sort_keys=False)), params_file)
+    run_stage(lambda p: click.echo(yaml.safe_dump(p.model_dump(), sort_keys=False)), params_file, overrides)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from transferlab.errors import TransferlabError
@@ -21,13 +21,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def run_stage(stage: Callable[[Any], Any], params_file: str | None = DEFAULT_PARAMS_FILE) -> None:
-    """Load params.yaml (unless ``params_file`` is None), run one stage, and turn user
-    errors into one message and exit code 1."""
+def run_stage(stage: Callable[[Any], Any], params_file: str | None = DEFAULT_PARAMS_FILE,
+              overrides: Sequence[str] = ()) -> None:
+    """Load params.yaml (unless ``params_file`` is None; ``overrides``: ``-S KEY=VALUE``), run one
+    stage, and turn user errors into one message and exit code 1."""
     from transferlab.config import load_params
 
     try:
-        stage(load_params(params_file) if params_file else None)
+        stage(load_params(params_file, overrides) if params_file else None)
     except TransferlabError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
@@ -148,8 +149,36 @@ def parse_params(raw: dict[str, Any] | None, source: str = DEFAULT_PARAMS_FILE) 
         raise TransferlabError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate params.yaml, ``auto`` plate settings resolved (so every stage sees the same values)."""
+def with_overrides(raw: dict[str, Any] | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """``raw`` params with ``KEY=VALUE`` overrides set, as ``dvc exp run -S`` sets them: a dotted
+    key, a YAML value (``3``, ``true``, ``null``, ``[0, 1]``, ``auto``). Unknown keys are left for
+    validation to reject, by name."""
+    raw = dict(raw or {})
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TransferlabError(f"-S {item}: expected KEY=VALUE with a dotted params.yaml key, e.g. -S train.epochs=3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise TransferlabError(f"-S {item}: the value is not valid YAML: {exc}") from None
+        *parents, last = key.strip().split(".")
+        node = raw
+        for depth, part in enumerate(parents):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise TransferlabError(f"-S {item}: {'.'.join(parents[:depth + 1])} is a value, not a section")
+            node[part] = child = dict(child)
+            node = child
+        node[last] = value
+    return raw
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE, overrides: Sequence[str] = ()) -> Params:
+    """Read and validate params.yaml (with ``overrides``: ``KEY=VALUE`` as ``-S`` gives them), ``auto``
+    plate settings resolved (so every stage sees the same values)."""
     path = Path(path)
     if not path.is_file():
         raise TransferlabError(f"{path}: parameters file not found (run from the project root)")
@@ -161,4 +190,5 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
         raise TransferlabError(f"{path}: expected a mapping of sections at the top level")
     from transferlab.generate.formats import resolve_plates  # it reads data.source, which needs the parsed params
 
-    return resolve_plates(parse_params(raw, str(path)))
+    source = f"{path} with -S {' '.join(overrides)}" if overrides else str(path)
+    return resolve_plates(parse_params(with_overrides(raw, overrides) if overrides else raw, source))
