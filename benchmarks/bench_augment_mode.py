@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from arms import Arm, print_table, run_arm  # noqa: E402
-from bench_real import add_arguments, bench_params, prepare, pretrain, source_params  # noqa: E402
+from bench_real import add_arguments, pretrain, set_up, source_params  # noqa: E402
 from transferlab.config import Params  # noqa: E402
 
 MODES = ("offline", "per_epoch")
@@ -85,10 +84,7 @@ def main() -> None:
     if args.copies < 1 or args.augment <= 0:
         parser.error("--copies >= 1 and --augment > 0: without augmentation the two modes are the same")
     started = time.monotonic()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_augment_mode_")).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    params = bench_params(args, workdir)
-    real = prepare(params, workdir)
+    params, real, workdir = set_up(args, "bench_augment_mode_")
     print(f"real plates: {len(real.x_train)} train / {len(real.x_val)} validation / {len(real.x_test)} test; "
           f"{params.plates.slots} slots, alphabet {params.plates.alphabet}; {params.train.backbone} at "
           f"{args.height}x{args.width}, {args.epochs} epochs of {len(real.x_train) * (1 + args.copies)} images "

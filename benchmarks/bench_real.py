@@ -56,6 +56,15 @@ def bench_params(args, workdir: Path) -> Params:
     return resolve_plates(Params.model_validate(raw))
 
 
+def set_up(args, prefix: str):
+    """The benchmark's params, its split of the CSV and its work folder (``--workdir`` or a new
+    temporary one named ``prefix...``)."""
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=prefix)).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    params = bench_params(args, workdir)
+    return params, prepare(params, workdir), workdir
+
+
 def prepare(params: Params, workdir: Path):
     """Run the split stage inside ``workdir`` (it writes metrics/data.json relative to the working
     directory: run from a checkout, it would overwrite the committed one); the real plates with
@@ -120,10 +129,7 @@ def main() -> None:
     if args.backbone == "plain_cnn" and {"imagenet", "imagenet+synthetic"} & set(args.sources):
         parser.error("plain_cnn has no ImageNet weights: choose --sources scratch synthetic")
     started = time.monotonic()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_real_")).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    params = bench_params(args, workdir)
-    real = prepare(params, workdir)
+    params, real, workdir = set_up(args, "bench_real_")
     print(f"real plates: {len(real.x_train)} train / {len(real.x_val)} validation / {len(real.x_test)} test; "
           f"{params.plates.slots} slots, alphabet {params.plates.alphabet}", flush=True)
     models: dict[str, str | None] = {"scratch": None, "imagenet": None}

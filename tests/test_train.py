@@ -247,6 +247,18 @@ def test_a_run_killed_after_its_best_epoch_resumes_to_the_same_kept_epoch_and_me
     assert not checkpoint.parent.exists()  # a finished run leaves nothing to resume from, not even the folder
 
 
+def crash_in_epoch_3(monkeypatch) -> None:
+    """Make the next training raise in the middle of epoch 3 (counted over all phases), after the
+    checkpoint of epoch 2: a crash, as a real one leaves it."""
+    def crash(self, batch, logs=None):
+        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
+            raise RuntimeError("simulated crash in epoch 3")
+
+    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
+                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
+    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+
+
 def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project, monkeypatch, capsys):
     """The pretrain stage checkpoints like train: stopped in the middle of epoch 3 (the crash
     leaves the checkpoint of epoch 2), run again, it reports what an uninterrupted run does."""
@@ -262,13 +274,7 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_results(project
     monkeypatch.setattr(engine.EpochReporter, "on_epoch_end", train_worker.scripted_on_epoch_end())
     uninterrupted = pretrain.run(params)
 
-    def crash(self, batch, logs=None):
-        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
-            raise RuntimeError("simulated crash in epoch 3")
-
-    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
-                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
-    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+    crash_in_epoch_3(monkeypatch)
     with pytest.raises(RuntimeError, match="simulated crash"):
         pretrain.run(params)
     monkeypatch.undo()
@@ -373,13 +379,7 @@ def test_a_per_epoch_augmented_run_crashed_in_epoch_3_resumes_to_the_uninterrupt
     run = mlflow.MlflowClient(tracking.configure(project)).get_run(uninterrupted["run_id"])
     assert run.info.run_name == "random-init-scratch-aug0.5x2-per-epoch-s0-plain_cnn"
 
-    def crash(self, batch, logs=None):
-        if self.trainer.epochs_done + self.current_epoch == 3 and batch == 1:
-            raise RuntimeError("simulated crash in epoch 3")
-
-    monkeypatch.setattr(engine.EpochReporter, "on_epoch_begin",
-                        lambda self, epoch, logs=None: setattr(self, "current_epoch", epoch + 1), raising=False)
-    monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", crash, raising=False)
+    crash_in_epoch_3(monkeypatch)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train.run(params)
     monkeypatch.setattr(engine.EpochReporter, "on_train_batch_end", lambda self, batch, logs=None: None)
