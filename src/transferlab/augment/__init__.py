@@ -152,11 +152,8 @@ def run(params: Params) -> dict:
     params, _ = with_recipe(params)  # in-domain transfer: augment.copies from the real training set's size
     cfg = params.augment
     train = load_split(params.split.output, "train")
-    if cfg.per_epoch:  # the originals only: no copy is drawn here
-        images, labels, provenance = augmented_training_set(train.images, train.labels,
-                                                            cfg.model_copy(update={"copies": 0}))
-    else:
-        images, labels, provenance = augmented_training_set(train.images, train.labels, cfg)
+    drawn_here = cfg.model_copy(update={"copies": 0}) if cfg.per_epoch else cfg  # per_epoch: the originals only
+    images, labels, provenance = augmented_training_set(train.images, train.labels, drawn_here)
     with atomic_output_dir(cfg.output) as out:
         if writes_copies(cfg):
             np.save(out / IMAGES_FILE, images)
