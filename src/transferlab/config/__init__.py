@@ -10,6 +10,7 @@ The sections live by stage group: :mod:`.base` (shared types and constants), :mo
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from transferlab.errors import TransferlabError
 from transferlab.config.base import (  # noqa: F401 - re-exported
     AUTO,
+    set_dotted,
     DEFAULT_ALPHABET,
     DEFAULT_FORMATS,
     DEFAULT_PARAMS_FILE,
@@ -153,7 +155,7 @@ def with_overrides(raw: dict[str, Any] | None, overrides: Sequence[str]) -> dict
     """``raw`` params with ``KEY=VALUE`` overrides set, as ``dvc exp run -S`` sets them: a dotted
     key, a YAML value (``3``, ``true``, ``null``, ``[0, 1]``, ``auto``). Unknown keys are left for
     validation to reject, by name."""
-    raw = dict(raw or {})
+    raw = copy.deepcopy(raw or {})
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
@@ -162,17 +164,10 @@ def with_overrides(raw: dict[str, Any] | None, overrides: Sequence[str]) -> dict
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise TransferlabError(f"-S {item}: the value is not valid YAML: {exc}") from None
-        *parents, last = key.strip().split(".")
-        node = raw
-        for depth, part in enumerate(parents):
-            child = node.get(part)
-            if child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                raise TransferlabError(f"-S {item}: {'.'.join(parents[:depth + 1])} is a value, not a section")
-            node[part] = child = dict(child)
-            node = child
-        node[last] = value
+        try:
+            set_dotted(raw, key.strip(), value)
+        except ValueError as exc:
+            raise TransferlabError(f"-S {item}: {exc}") from None
     return raw
 
 

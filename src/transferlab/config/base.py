@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,3 +39,18 @@ def format_label_chars(fmt: str) -> str:
 BackboneName = Literal["efficientnet_b0", "efficientnet_lite0", "mobilenet_v2", "plain_cnn"]
 Strategy = Literal["scratch", "frozen", "finetune", "full"]
 TrainSize = Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` (``train.epochs``) of a raw params mapping to ``value``, making the
+    sections it names when missing; a ValueError names a part of the key that holds a value."""
+    *parents, last = key.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.get(part)
+        if child is None:
+            node[part] = child = {}
+        elif not isinstance(child, dict):
+            raise ValueError(f"{'.'.join(parents[:depth + 1])} is a value, not a section")
+        node = child
+    node[last] = value

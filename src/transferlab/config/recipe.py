@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from transferlab.config.base import Section
+from transferlab.config.base import Section, set_dotted
 
 PRETRAIN_IMAGE_EPOCHS = 120_000  # synthetic images x epochs at the reference working size below
 REFERENCE_PIXELS = 48 * 144
@@ -98,11 +98,7 @@ def with_updates(params, updates: dict[str, Any]):
     """``params`` with dotted keys replaced (validated like params.yaml)."""
     raw = params.model_dump()
     for key, value in updates.items():
-        *parents, last = key.split(".")
-        node = raw
-        for part in parents:
-            node = node[part]
-        node[last] = value
+        set_dotted(raw, key, value)
     return type(params).model_validate(raw)
 
 
