@@ -12,7 +12,8 @@ def main(params) -> None:
         write_json(Path(params.study.output) / "features" / "summary.json", {"probe": False})
         print("study: no probe arm in the study: no features cached", flush=True)
         return
-    study.compute_features(study.study_params(params), params.study)
+    sparams = study.study_params(params)
+    study.compute_features(sparams, sparams.study)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from transferlab.study.sources import pretrain_sources
 def main(params) -> None:
     (Path(params.study.output) / "pretrained").mkdir(parents=True, exist_ok=True)  # DVC's output, even if empty
     sparams = study.study_params(params)
-    pretrain_sources(sparams, params.study, study.load_study_data(sparams, params.study))
+    pretrain_sources(sparams, sparams.study, study.load_study_data(sparams, sparams.study))
 
 
 if __name__ == "__main__":

@@ -3,5 +3,11 @@
 from transferlab import study
 from transferlab.stage import run_stage
 
+
+def main(params) -> None:
+    sparams = study.study_params(params)
+    study.report(sparams, sparams.study)
+
+
 if __name__ == "__main__":
-    run_stage(lambda params: study.report(study.study_params(params), params.study))
+    run_stage(main)

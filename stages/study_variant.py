@@ -16,7 +16,8 @@ def main(params) -> None:
     group, arm, augment, size, seed, folder = sys.argv[1:7]
     source = sys.argv[7] if len(sys.argv) == 8 else ""
     variant = study.find_variant(params.study, group, arm, float(augment), int(size), int(seed), source)
-    study.run_variants(study.study_params(params), params.study, [variant], folder=folder)
+    sparams = study.study_params(params)
+    study.run_variants(sparams, sparams.study, [variant], folder=folder)
 
 
 if __name__ == "__main__":

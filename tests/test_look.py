@@ -1,5 +1,7 @@
 """The look stage (a renderer look fitted to real crops) and the in-domain recipe."""
 
+import json
+
 import cv2
 import numpy as np
 import optuna
@@ -103,6 +105,32 @@ def test_no_look_is_fitted_for_the_built_in_data_or_without_pretraining(tmp_path
     assert look.run(params) == {"fitted": False}
     assert with_fitted_look(params) == (params, False)
     assert "generate's own output" in yaml.safe_load((tmp_path / "look/look.yaml").read_text())["why"]
+
+
+def test_the_study_fits_its_synthetic_sources_look_to_data_without_a_look_file(tmp_path, monkeypatch, capsys):
+    """study.source auto on the user's plates: the study fits the look itself (once: reused while the
+    data and look settings hold) and its synthetic sources render in it; the look stage's fit, when
+    there is one, is used instead; the pipeline's metrics/look.json is never written."""
+    from transferlab import study
+    from transferlab.config import StudyConfig
+
+    monkeypatch.chdir(tmp_path)
+    source = write_hidden_plates(tmp_path / "real", 40, seed=2)
+    params = in_domain_params(tmp_path, source, look={"trials": 6, "samples": 24})
+    cfg = StudyConfig(sources=["synthetic"], source_strategies=["full"], seeds=[0], image_height=32,
+                      image_width=96, output=str(tmp_path / "study/results"), report=str(tmp_path / "docs/study"))
+    assert study.study_params(params, cfg).study.source is None  # auto: the user's data, the pipeline's split
+    stamp = study.prepare(params, cfg)
+    assert "study: fitting the synthetic sources' look" in capsys.readouterr().out
+    fit = json.loads((tmp_path / "study/results/look/fit.json").read_text())
+    assert fit["distance_fitted"] < fit["distance_default"]
+    assert stamp["look_from"].endswith("(fitted by the study to the training crops)")
+    found = study.study_params(params, cfg).generate
+    assert (found.height, found.width) != (params.generate.height, params.generate.width)  # measured on the crops
+    assert not (tmp_path / "metrics/look.json").exists()
+    assert study.prepare(params, cfg) == stamp and "fitting" not in capsys.readouterr().out  # current: reused
+    look.run(params)  # the look stage's own fit for these data wins
+    assert study.prepare(params, cfg)["look_from"].endswith("(the look stage's fit)")
 
 
 def test_a_broken_look_file_names_itself(tmp_path):

@@ -32,9 +32,20 @@ def test_the_default_study_asks_where_the_weights_should_come_from():
     groups = pd.Series([v.group for v in study.variants(cfg)]).value_counts().to_dict()
     assert groups == {"sources": 4 * len(cfg.source_strategies) * 3}
     assert cfg.sources == ["none", "imagenet", "synthetic", "imagenet_synthetic"] and len(cfg.source_strategies) >= 2
-    assert (cfg.source, cfg.test_source, cfg.look) == ("datasets/cn_plates/train.csv", "datasets/cn_plates/test.csv",
-                                                      "auto")
-    assert (REPO / cfg.source).is_file() and (REPO / cfg.test_source).is_file()
+    assert (cfg.source, cfg.test_source, cfg.look) == ("auto", "auto", "auto")
+    bundled = study.study_config(parse_params({}), cfg)  # data.source is generate's output: the bundled plates
+    assert (bundled.source, bundled.test_source) == ("datasets/cn_plates/train.csv", "datasets/cn_plates/test.csv")
+    assert (REPO / bundled.source).is_file() and (REPO / bundled.test_source).is_file()
+
+
+def test_study_source_auto_studies_the_users_data_when_data_source_is_theirs():
+    """The user who points data.source at their plates and types `transferlab study` gets a study
+    of their plates (the pipeline's split, with its data.test_source), not of the bundled ones."""
+    users = parse_params({"data": {"source": "my/plates.csv", "test_source": "my/test.csv"}})
+    assert (study.study_config(users).source, study.study_config(users).test_source) == (None, None)
+    own = StudyConfig(source="their/train.csv")  # a path: its own split; test_source auto = none
+    assert study.study_config(users, own).test_source is None
+    assert study.study_config(users, own.model_copy(update={"test_source": "t.csv"})).test_source == "t.csv"
 
 
 def test_default_grid_and_variant_params():
@@ -597,8 +608,9 @@ def test_a_bad_study_source_is_one_clear_error_naming_the_key_and_the_file(tiny_
     with pytest.raises(TransferlabError, match=r"^study\.source \(.*broken"):
         study.prepare(params, cfg.model_copy(update={"source": str(root / "broken")}))
     assert not (root / "study/results/prepared").exists()
-    with pytest.raises(TransferlabError, match=r"study: test_source is set but source is null"):
-        parse_params({"study": {"source": None, "test_source": "x.csv"}})
+    for source in (None, "auto"):
+        with pytest.raises(TransferlabError, match=r"study: test_source is a path but source is (null|auto)"):
+            parse_params({"study": {"source": source, "test_source": "x.csv"}})
 
 
 def test_the_study_stages_depend_on_the_studys_data_stamp_not_the_pipelines_split():

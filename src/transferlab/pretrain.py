@@ -91,6 +91,9 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
     from transferlab.training import engine
 
     height, width = real.x_train.shape[1:3]
+    # Minutes of rendering and training: say what starts, then the engine's per-epoch lines.
+    print(f"pretrain: rendering {count} synthetic plates into {folder}, then training from "
+          f"{'ImageNet' if imagenet else 'random'} weights", flush=True)
     generate = params.generate.model_copy(update={"count": count, "output": str(folder / "synthetic")})
     generate_dataset(generate, params.plates, progress=False, workers=default_workers(count),
                      labels=infer_label_model(plate_texts(real)))
@@ -99,7 +102,7 @@ def pretrain_model(params: Params, real: ArrayData, count: int, imagenet: bool, 
                                "train": {**params.train.model_dump(), "pretrained": imagenet,
                                          "strategy": "full" if imagenet else "scratch"}})
     synthetic = synthetic_data(p, real)
-    result = engine.fit(pretrain_params(p), synthetic, verbose=False)
+    result = engine.fit(pretrain_params(p), synthetic)
     result.model.save(unlinked(folder / MODEL_FILE))  # the study's folder is a DVC output
     batch = p.train.batch_size
     summary = {"imagenet": imagenet, "synthetic_plates": count, "kept_epoch": result.selection.kept_epoch,

@@ -25,14 +25,17 @@ class StudyConfig(Section):
     name: str = Field("transfer-study", min_length=1, description="MLflow tag `study` of every variant")
     experiment: str = Field("transferlab-study", min_length=1, description="MLflow experiment of the variants")
     source: str | None = Field(
-        BUNDLED_STUDY_SOURCE, min_length=1,
-        description="the study's own data, in the format of data.source (a plate CSV or its folder, or class "
-                    "folders); the study splits it into <output>/prepared (plates.alphabet and slots read from its "
-                    "labels). null: the study reads the pipeline's split (data.source, split.output)")
+        "auto", min_length=1,
+        description="the study's data. auto: your data (the pipeline's split of data.source and data.test_source) "
+                    "when data.source is yours, else the real plates bundled in datasets/cn_plates (data.source "
+                    "is generate's own output: there is nothing real to study). A path: the study's own data in the "
+                    "format of data.source (a plate CSV or its folder, or class folders), split into "
+                    "<output>/prepared (plates.alphabet and slots read from its labels). null: the pipeline's split")
     test_source: str | None = Field(
-        BUNDLED_STUDY_TEST_SOURCE, min_length=1,
-        description="with source: a fixed test set in the same format (as data.test_source); null: the test part "
-                    "is split from source (split.test_fraction)")
+        "auto", min_length=1,
+        description="the fixed test set that goes with source. auto: with source auto, data.test_source (your "
+                    "data) or the bundled test.csv; with source a path, none. A path (with source a path): a fixed "
+                    "test set in the same format; null: the test part is split from source (split.test_fraction)")
     look: str | None = Field(
         "auto", min_length=1,
         description="the look of the synthetic sources' plates: a look file (look.yaml, as the look stage writes); "
@@ -105,9 +108,10 @@ class StudyConfig(Section):
         if not (self.arms or self.strategies or self.train_sizes or self.sources):
             raise ValueError("the study has no variant: arms, strategies, train_sizes and sources are all empty "
                              "(set at least one)")
-        if self.test_source is not None and self.source is None:
-            raise ValueError("test_source is set but source is null: with source null the study reads the "
-                             "pipeline's split, whose test set is data.test_source (set source, or test_source: null)")
+        if self.test_source not in (None, "auto") and self.source in (None, "auto"):
+            raise ValueError(f"test_source is a path but source is {self.source or 'null'}: the study then reads "
+                             "the pipeline's split (or the bundled plates), whose test set is data.test_source "
+                             "(set source to a path too, or test_source: auto)")
         return self
 
 

@@ -55,10 +55,14 @@ def run(params: Params) -> dict:
         write_json(METRICS_FILE, {"fitted": False, "why": why})
         print(f"look: not fitted: {why}")
         return {"fitted": False}
-    return fit_look(params)
+    summary = fit_look(params)
+    write_json(METRICS_FILE, summary)
+    return summary
 
 
 def fit_look(params: Params) -> dict:
+    """Search the look (see the module's text) and write it to ``look.output``; returns the summary
+    that the stage writes to metrics/look.json (the study fits its own look through this too)."""
     import optuna
 
     from transferlab.look.distance import FeatureDistance
@@ -148,4 +152,3 @@ def _write(params: Params, fitted: dict, summary: dict, rows: list[dict], crops:
         frame = pd.DataFrame(rows)
         frame.to_csv(out / "trials.csv", index=False)
         plot_trials(frame, summary, out / "trials.png")
-    write_json(METRICS_FILE, summary)

@@ -54,7 +54,7 @@ from transferlab.study.grid import (  # noqa: F401 - the study's API
     variant_params,
     variants,
 )
-from transferlab.study.dataset import prepare, study_params  # noqa: F401
+from transferlab.study.dataset import prepare, study_config, study_params  # noqa: F401
 from transferlab.study.runner import (  # noqa: F401
     compute_features,
     finished,

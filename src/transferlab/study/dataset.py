@@ -1,7 +1,9 @@
 """Where the study's data come from: the one place that decides it.
 
-With ``study.source`` set (the default: the real plates bundled in ``datasets/cn_plates``) the
-study has data of its own: :func:`study_params` is params.yaml with ``data.source`` /
+``study.source: auto`` (the default) studies the user's data when ``data.source`` is theirs (the
+pipeline's split, as ``study.source: null``) and otherwise the real plates bundled in
+``datasets/cn_plates`` (:func:`study_config`). With ``study.source`` a path the study has data of
+its own: :func:`study_params` is params.yaml with ``data.source`` /
 ``data.test_source`` pointing at ``study.source`` / ``study.test_source``, the split written to
 ``<study.output>/prepared`` at the study's image size, and ``plates.alphabet`` / ``plates.slots``
 read from the source's labels (``auto``). The pipeline's ``data/prepared`` and its metric files
@@ -20,11 +22,14 @@ first; the study's other functions take those params.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from transferlab.config import AUTO, Params, StudyConfig
+from transferlab.config.experiments import BUNDLED_STUDY_SOURCE, BUNDLED_STUDY_TEST_SOURCE
 from transferlab.errors import TransferlabError
-from transferlab.io import write_json
+from transferlab.io import read_json, write_json
 from transferlab.study.sources import SYNTHETIC_SOURCES
 
 PREPARED_DIR = "prepared"
@@ -33,6 +38,24 @@ STAMP_FILE = "study_data.json"  # in study.output: what the study's data are (st
 # (the pipeline's split writes them to metrics/data.json and metrics/data_labels.csv).
 SPLIT_METRICS_FILE = "split.json"
 SPLIT_LABELS_FILE = "split_labels.csv"
+LOOK_DIR = "look"  # in study.output: the look the study fitted (when no look file is given for its data)
+FIT_STAMP = "fit.json"  # in LOOK_DIR: what the fit was made for
+
+
+def study_config(params: Params, study: StudyConfig | None = None) -> StudyConfig:
+    """``study`` (default: params.yaml's) with ``source`` / ``test_source: auto`` resolved: the user's
+    data (the pipeline's split, as ``source: null``) when ``data.source`` is theirs, else the bundled
+    real plates (``data.source`` is generate's own output: nothing real to study). A ``test_source:
+    auto`` beside a source path is none: the test part is split from that source."""
+    study = study or params.study
+    source, test = study.source, study.test_source
+    if source == AUTO:
+        bundled = params.reads_generator_output and params.kind.plate_strings
+        source, test = (BUNDLED_STUDY_SOURCE, BUNDLED_STUDY_TEST_SOURCE) if bundled else (None, None)
+    elif test == AUTO:
+        test = None
+    return study if (source, test) == (study.source, study.test_source) else \
+        study.model_copy(update={"source": source, "test_source": test})
 
 
 def prepared_dir(study: StudyConfig) -> Path:
@@ -58,7 +81,9 @@ def _check_exists(study: StudyConfig) -> None:
 def study_look(params: Params, study: StudyConfig) -> tuple[dict | None, str]:
     """The look keys the synthetic sources render with (None: params.yaml's ``generate``), and where
     they come from, in words."""
-    from transferlab.generate.fitted import LOOK_FILE, look_path, read_look, read_look_file
+    from transferlab.generate.fitted import read_look_file
+
+    study = study_config(params, study)
 
     own = "params.yaml's generate look"
     if study.look is None:
@@ -69,17 +94,67 @@ def study_look(params: Params, study: StudyConfig) -> tuple[dict | None, str]:
                                    "writes; auto: the one beside study.source; null: params.yaml's generate look)")
         found = read_look_file(study.look, "study.look", "fix study.look")
         return (found, study.look) if found else (None, f"{own} ({study.look} says fitted: false)")
-    if study.source is None:  # the pipeline's data: the look stage's fit for data.source, if it made one
-        found = read_look(params)
-        return (found, f"{look_path(params)} (the look stage's fit)") if found else (None, own)
-    from transferlab.data.datasets import plate_csv_path
+    found = _given_look(params, study)
+    return found if found[0] is not None else _own_fit(study)
 
+
+def _given_look(params: Params, study: StudyConfig) -> tuple[dict | None, str]:
+    """``study.look: auto``'s look file for the data: the look stage's fit (the pipeline's data) or
+    the look.yaml beside ``study.source``; (None, "") when there is none."""
+    from transferlab.data.datasets import plate_csv_path
+    from transferlab.generate.fitted import LOOK_FILE, look_path, read_look, read_look_file
+
+    if study.source is None:
+        found = read_look(params)
+        return (found, f"{look_path(params)} (the look stage's fit)") if found else (None, "")
     beside = plate_csv_path(study.source).parent / LOOK_FILE
     if beside.is_file():
         found = read_look_file(beside, "study.look: auto", "fix it, or set study.look to another look file or null")
         if found:
             return found, str(beside)
-    return None, own
+    return None, ""
+
+
+def _own_fit(study: StudyConfig) -> tuple[dict | None, str]:
+    """The look the study fitted itself (:func:`fit_look_if_needed`), when it has one."""
+    from transferlab.generate.fitted import LOOK_FILE, read_look_file
+
+    path = Path(study.output) / LOOK_DIR / LOOK_FILE
+    found = read_look_file(path, "the study", "delete it: transferlab study fits it again") if path.is_file() else None
+    return (found, f"{path} (fitted by the study to the training crops)") if found else \
+        (None, "params.yaml's generate look")
+
+
+def fit_look_if_needed(params: Params, study: StudyConfig, fingerprints: dict) -> None:
+    """With ``study.look: auto`` and no look file for the data (none beside ``study.source``, no
+    look stage fit), fit one to the study's training crops as the look stage does, into
+    ``<study.output>/look`` (refitted only when the data or the look settings change): synthetic
+    plates in params.yaml's look read a few per cent of real plates unlike them (docs/in_domain.md).
+    The crops are the split's training part, whose images some repetitions validate on: the look
+    (a dozen render settings, no labels) sees them, the variants' weights do not. ``params``:
+    params.yaml as loaded."""
+    from transferlab.look import fit_look
+
+    wanted = [s for s in study.sources if s in SYNTHETIC_SOURCES]
+    if not (wanted and params.kind.plate_strings and study.look == AUTO and params.look.fit):
+        return
+    if _given_look(params, study)[0] is not None:
+        return
+    folder = Path(study.output) / LOOK_DIR
+    # The study's data and split, in params.yaml's look: keys it changed are kept, the rest searched.
+    sparams = study_params(params, study.model_copy(update={"look": None}))
+    key = json.dumps([fingerprints, sparams.data.model_dump(), sparams.split.model_dump(),
+                      params.look.model_dump(exclude={"output"}), params.generate.model_dump()],
+                     sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stamp = folder / FIT_STAMP
+    if stamp.is_file() and read_json(stamp).get("hash") == digest and _own_fit(study)[0] is not None:
+        return
+    print(f"study: fitting the synthetic sources' look to the training crops of {sparams.data.source} "
+          "(no look file for these data)", flush=True)
+    found = sparams.model_copy(update={"look": params.look.model_copy(update={"output": str(folder)})})
+    summary = fit_look(found)
+    write_json(stamp, {"hash": digest, **summary})
 
 
 def study_params(params: Params, study: StudyConfig | None = None) -> Params:
@@ -88,8 +163,9 @@ def study_params(params: Params, study: StudyConfig | None = None) -> Params:
     from transferlab.generate.fitted import with_look
     from transferlab.generate.formats import resolve_plates
 
-    study = study or params.study
+    study = study_config(params, study)
     look, _ = study_look(params, study) if params.kind.plate_strings else (None, "")
+    params = params.model_copy(update={"study": study})  # auto resolved once: later calls see the data it chose
     if study.source is None:
         return with_look(params, look) if look else params
     _check_exists(study)
@@ -114,7 +190,7 @@ def prepare(params: Params, study: StudyConfig | None = None) -> dict:
     from transferlab.data.prepared import read_meta
     from transferlab.split import ensure_prepared
 
-    study = study or params.study
+    study = study_config(params, study)
     sparams = study_params(params, study)
     if study.source is None:
         ensure_prepared(sparams)
@@ -125,6 +201,7 @@ def prepare(params: Params, study: StudyConfig | None = None) -> dict:
         except TransferlabError as exc:
             raise _with_source_named(exc, study) from None
     meta = read_meta(sparams.split.output)
+    fit_look_if_needed(params, study, meta.get("fingerprints", {}))
     look, look_from = study_look(params, study) if params.kind.plate_strings else (None, "")
     stamp = {"source": study.source, "test_source": study.test_source, "prepared": sparams.split.output,
              "task": meta["task"], "classes": meta["classes"], "fingerprints": meta.get("fingerprints", {}),

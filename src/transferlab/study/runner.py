@@ -295,9 +295,9 @@ def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
     """The whole study in one process: its data (:func:`transferlab.study.dataset.prepare`: the
     study's own split of ``study.source``, or the pipeline's split, made when missing or stale),
     features, every variant (finished ones reused), the report. ``params``: params.yaml as loaded."""
-    from transferlab.study.dataset import prepare, study_params
+    from transferlab.study.dataset import prepare, study_config, study_params
 
-    study = cfg or params.study
+    study = study_config(params, cfg)
     started = time.monotonic()
     prepare(params, study)
     params = study_params(params, study)

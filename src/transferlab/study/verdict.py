@@ -271,7 +271,7 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
 def _data_sentence(meta: dict, study: StudyConfig) -> str:
     """Which data the study ran on (its prepared split's meta.json)."""
     test = f", test set `{meta['test_source']}`" if meta.get("test_source") else ""
-    whose = "study.source" if study.source else "the pipeline's split: study.source is null"
+    whose = "study.source" if study.source else "the pipeline's split"
     return f"Data: `{meta.get('source')}`{test} ({whose})."
 
 
