@@ -8,6 +8,7 @@ import pytest
 
 from helpers import random_plates, tiny_params, write_plate_csv
 from transferlab import split, study, tracking
+from transferlab.data.arrays import seeded_subset
 from transferlab.evaluation import stats
 from transferlab.study import curves as study_curves
 from transferlab.study import diagnostics as study_diagnostics
@@ -76,10 +77,10 @@ def test_groups_switch_off_with_empty_lists_but_a_study_needs_a_variant():
 
 
 def test_seeded_training_subsets_pair_the_arms():
-    a, b = study.train_subset(100, 20, seed=0), study.train_subset(100, 20, seed=0)
+    a, b = seeded_subset(100, 20, seed=0), seeded_subset(100, 20, seed=0)
     assert np.array_equal(a, b) and len(np.unique(a)) == 20
-    assert not np.array_equal(a, study.train_subset(100, 20, seed=1))
-    assert np.array_equal(study.train_subset(10, 0, seed=3), np.arange(10))
+    assert not np.array_equal(a, seeded_subset(100, 20, seed=1))
+    assert np.array_equal(seeded_subset(10, 0, seed=3), np.arange(10))
 
 
 def test_study_section_is_validated(tmp_path):

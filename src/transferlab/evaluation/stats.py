@@ -21,8 +21,6 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
 # An accuracy has "learned" when the low end of its 95 % interval lies at least this share of
 # the way from chance to perfect: chance + MIN_SKILL * (1 - chance). A share, not a multiple of
 # chance: 2 x chance is impossible for two classes (1.0) and meaningless for plates (35^-7).
@@ -105,19 +103,6 @@ def difference_interval(a, b, paired: bool, confidence: float = CONFIDENCE) -> I
     return Interval(diff, float(low), float(high), min(len(a), len(b)), "Welch t-interval", confidence)
 
 
-def bootstrap_interval(values, confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = BOOTSTRAP_SEED) -> Interval:
-    """Mean with a percentile-bootstrap interval (fixed seed: the same numbers give the same interval)."""
-    x = _clean(values)
-    if len(x) == 0:
-        raise ValueError("no values to estimate from")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(float(x.mean()), float(low), float(high), len(x), "bootstrap", confidence)
-
-
 def plate_chance(num_classes: int, slots: int) -> float:
     """Accuracy of uniform guessing: per character 1/classes, per plate (1/classes)^slots."""
     return (1.0 / num_classes) ** slots
@@ -126,11 +111,6 @@ def plate_chance(num_classes: int, slots: int) -> float:
 def learned_level(chance: float, skill: float = MIN_SKILL) -> float:
     """The accuracy a result must clearly exceed to count as learned (see :data:`MIN_SKILL`)."""
     return chance + skill * (1.0 - chance)
-
-
-def clearly_above_chance(interval: Interval, chance: float, skill: float = MIN_SKILL) -> bool:
-    """True when the whole interval lies at or above :func:`learned_level` (never for one value)."""
-    return bool(np.isfinite(interval.low) and interval.low >= learned_level(chance, skill))
 
 
 def proportion_interval(proportion: float, n: int, confidence: float = CONFIDENCE,

@@ -39,9 +39,7 @@ The package: :mod:`.dataset` (where the data come from), :mod:`.grid` (the varia
 """
 
 from transferlab.study.grid import (  # noqa: F401 - the study's API
-    ARMS,
     FIGURES,
-    GROUPS,
     HISTORY_FILE,
     REPORT_FILE,
     RESULT_FILE,
@@ -60,10 +58,29 @@ from transferlab.study.runner import (  # noqa: F401
     finished,
     load_results,
     load_study_data,
-    report,
-    run_all,
     run_variant,
     run_variants,
-    train_subset,
     variant_data,
 )
+from transferlab.study.sources import pretrain_sources
+from transferlab.study.verdict import report  # noqa: F401
+
+
+def run_all(params, cfg=None) -> dict:
+    """The whole study in one process (``transferlab study``): its data (:func:`prepare`: the study's
+    own split of ``study.source``, or the pipeline's split, made when missing or stale), features,
+    every variant (finished ones reused), the report. ``params``: params.yaml as loaded."""
+    import time
+
+    study = study_config(params, cfg)
+    started = time.monotonic()
+    prepare(params, study)
+    params = study_params(params, study)
+    data = load_study_data(params, study)
+    if any(v.arm == "probe" for v in variants(study)):
+        compute_features(params, study, data)
+    pretrain_sources(params, study, data)
+    run_variants(params, study, data=data)
+    summary = report(params, study)
+    print(f"study: done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+    return summary

@@ -16,8 +16,6 @@ from transferlab.errors import TransferlabError
 from transferlab.tasks import task_for
 from transferlab.study.sources import source_model
 
-ARMS = ("scratch", "frozen", "finetune", "full", "probe")
-GROUPS = ("factorial", "strategies", "sizes", "sources")
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 RESULTS_TABLE = "results.csv"

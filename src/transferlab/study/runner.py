@@ -12,17 +12,10 @@ import pandas as pd
 
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
+from transferlab.data.arrays import seeded_subset
 from transferlab.io import read_json, unlinked, write_json
 from transferlab.study.grid import (HISTORY_FILE, IMAGE_SCORES, RESULT_FILE, Variant, fold_of, metric_name,
                                     variant_hash, variant_params, variants)
-from transferlab.study.sources import pretrain_sources
-
-
-def train_subset(n: int, size: int, seed: int) -> np.ndarray:
-    """Indices of the seeded training subset (same seed and size: same images in every arm)."""
-    from transferlab.data.arrays import seeded_subset
-
-    return seeded_subset(n, size, seed)
 
 
 def load_study_data(params: Params, study: StudyConfig):
@@ -64,7 +57,7 @@ def _probe_variant(params: Params, study: StudyConfig, data, variant: Variant, l
     result: dict = {}
     train = variant_data(data, study, variant)
     cached_ok = variant.augment == 0 and fold_of(study, variant) is None
-    idx = train_subset(len(data.y_train), variant.train_size, variant.seed)
+    idx = seeded_subset(len(data.y_train), variant.train_size, variant.seed)
     extractors: dict = {}
 
     def extractor(pretrained: bool):
@@ -279,33 +272,3 @@ def load_results(study: StudyConfig, params: Params | None = None,
                                f"{missing[0][0]}/{missing[0][1]}): run them first (dvc repro study/dvc.yaml, "
                                "or transferlab study)")
     return pd.DataFrame(rows), histories
-
-
-def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool = True) -> dict:
-    """Write the study's report (:func:`transferlab.study_report.report`, which holds the report side)."""
-    from transferlab.study.verdict import report as write_report
-
-    return write_report(params, cfg, log_to_mlflow)
-
-
-# --------------------------------------------------------------------------- entry points
-
-
-def run_all(params: Params, cfg: StudyConfig | None = None) -> dict:
-    """The whole study in one process: its data (:func:`transferlab.study.dataset.prepare`: the
-    study's own split of ``study.source``, or the pipeline's split, made when missing or stale),
-    features, every variant (finished ones reused), the report. ``params``: params.yaml as loaded."""
-    from transferlab.study.dataset import prepare, study_config, study_params
-
-    study = study_config(params, cfg)
-    started = time.monotonic()
-    prepare(params, study)
-    params = study_params(params, study)
-    data = load_study_data(params, study)
-    if any(v.arm == "probe" for v in variants(study)):
-        compute_features(params, study, data)
-    pretrain_sources(params, study, data)
-    run_variants(params, study, data=data)
-    summary = report(params, study)
-    print(f"study: done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
-    return summary

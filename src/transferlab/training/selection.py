@@ -23,13 +23,6 @@ from dataclasses import dataclass, field
 TIE_BREAKER = "val_loss"
 
 
-def monitored_metric(task: str) -> str:
-    """The validation metric that picks the kept epoch and stops training early."""
-    from transferlab.tasks import task_for
-
-    return task_for(task).monitored_metric
-
-
 @dataclass
 class Selection:
     """The outcome, recorded in metrics/train.json and the MLflow run."""
