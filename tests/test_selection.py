@@ -7,7 +7,8 @@ from helpers import random_plates, tiny_params
 from transferlab.training import engine
 from transferlab.data.arrays import ArrayData
 from transferlab.data.plates import PlateCodec
-from transferlab.training.selection import EpochSelector, monitored_metric
+from transferlab.tasks import task_for
+from transferlab.training.selection import EpochSelector
 
 
 def feed(selector, chars, losses=None, plates=None):
@@ -21,8 +22,8 @@ def feed(selector, chars, losses=None, plates=None):
 
 
 def test_plates_are_selected_on_character_accuracy_not_on_flat_plate_accuracy():
-    assert monitored_metric("plates") == "val_char_accuracy"
-    assert monitored_metric("classification") == "val_accuracy"
+    assert task_for("plates").monitored_metric == "val_char_accuracy"
+    assert task_for("classification").monitored_metric == "val_accuracy"
     chosen = feed(EpochSelector("val_char_accuracy"), [0.23, 0.28, 0.31, 0.35, 0.33])
     assert (chosen.kept_epoch, chosen.restored, chosen.flat) == (4, True, False)
     assert "epoch 4" in chosen.reason and chosen.value == 0.35
