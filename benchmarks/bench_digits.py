@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     started = time.monotonic()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_digits_"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_digits_")).resolve()
     folders = make_digits_folders(workdir / "digits", size=args.size)
 
     def params_for(pretrained: bool, seed: int):
@@ -60,6 +60,7 @@ def main() -> None:
                       "strategy": "full" if pretrained else "scratch", "epochs": args.epochs,
                       "learning_rate": args.lr, "early_stopping_patience": args.patience, "seed": seed}})
 
+    os.chdir(workdir)  # the split stage writes metrics/data.json: the benchmark's, not the project's
     split.run(params_for(False, 0))
     data = load_prepared(params_for(False, 0), test=True)
     print(f"digits: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test images, "

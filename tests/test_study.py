@@ -401,8 +401,9 @@ def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
     assert summary["verdict"] == "premature" and "Recommended" not in report
     assert "No recommendation: premature — scratch had not finished learning" in report
     assert "## Diagnostics" in report and "## Learning curves" in report
-    for figure in study.FIGURES.values():
-        assert (root / "docs/study" / figure).stat().st_size > 1000
+    for figure in ("verdict", "factorial", "curves", "strategies"):
+        assert (root / "docs/study" / study.FIGURES[figure]).stat().st_size > 1000
+    assert not (root / "docs/study" / study.FIGURES["sizes"]).exists()  # no data-size group: no empty figure
     table = pd.read_csv(root / "docs/study/results.csv")
     assert len(table) == 4 and set(table["augment"]) == {0.0, 0.5}
     assert {"test_char_accuracy", "test_plate_accuracy", "test_aug0.5_char_accuracy"} <= set(table.columns)

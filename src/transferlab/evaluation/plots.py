@@ -259,7 +259,8 @@ def save_study_verdict(arms: pd.DataFrame, per_repetition: dict, rope: float, re
         values = np.asarray(per_repetition.get(row.strategy, []), float)
         ax.plot(i + np.linspace(-0.12, 0.12, len(values)) + 0.2, values, "o", color="tab:blue", ms=4, alpha=0.8)
     ax.plot([], [], "o", color="tab:blue", ms=4, label="one repetition (seed)")
-    ax.set_xticks(range(len(arms)), [f"{s}\n({st})" for s, st in zip(arms["strategy"], arms["status"])], fontsize=8)
+    names = [s.replace("/", "/\n") for s in arms["strategy"]]  # source/strategy on two lines: long names overlap
+    ax.set_xticks(range(len(arms)), [f"{n}\n({st})" for n, st in zip(names, arms["status"])], fontsize=8)
     ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean, 95 % CI)")
     ax.set_xlabel("each arm's own interval; the verdict compares paired differences (report.md)", fontsize=8)
     ax.set_title(title, fontsize=9, wrap=True)

@@ -224,11 +224,18 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
              "## Hypotheses", ""]
     lines += [f"- {f.sentence}" for f in findings]
     shown = len(lines)  # printed: everything down to the hypotheses
-    lines += ["", "## Factorial cells", "", _markdown_table(
-        cells[cells["group"] == "factorial"], {"arm": "arm", "augment": "augment", **columns, "train_seconds": "train s"}),
-        "", f"![factorial]({FIGURES['factorial']})", "", "## Learning curves (does pretraining only converge faster?)", ""]
-    lines += [f"- {line}" for line in curve_lines] + ["", f"![learning curves]({FIGURES['curves']})", "",
-                                                     "## Data-size curve", "", size_text, ""]
+    # Sections (and figures) of the groups the study ran: an empty table or a placeholder figure says nothing.
+    factorial, sized = (frame["group"] == "factorial").any(), bool(study.train_sizes) or not sizes.empty
+    lines += [""]
+    if factorial:
+        lines += ["## Factorial cells", "", _markdown_table(
+            cells[cells["group"] == "factorial"], {"arm": "arm", "augment": "augment", **columns,
+                                                  "train_seconds": "train s"}),
+            "", f"![factorial]({FIGURES['factorial']})", "", "## Learning curves (does pretraining only converge faster?)",
+            ""]
+        lines += [f"- {line}" for line in curve_lines] + ["", f"![learning curves]({FIGURES['curves']})", ""]
+    if sized:
+        lines += ["## Data-size curve", "", size_text, ""]
     if not sizes.empty:
         lines += [_markdown_table(sizes, {"arm": "arm", "train_size": "training images", **columns}), "",
                   f"![data size]({FIGURES['sizes']})", ""]
@@ -249,9 +256,11 @@ def report(params: Params, cfg: StudyConfig | None = None, log_to_mlflow: bool =
         table = frame.drop(columns=[c for c in frame if c.startswith(IMAGE_SCORES)])  # per-image lists: result.json
         table.sort_values(["group", "arm", "augment", "train_size", "seed"]).to_csv(out / RESULTS_TABLE, index=False)
         _save_verdict_figure(frame, ranking, verdict, design, metric, out / FIGURES["verdict"])
-        plots.save_study_factorial(frame, metric, out / FIGURES["factorial"], chance)
-        plots.save_study_curves(curves, metric, out / FIGURES["curves"])
-        plots.save_study_sizes(sizes, metric, out / FIGURES["sizes"])
+        if factorial:
+            plots.save_study_factorial(frame, metric, out / FIGURES["factorial"], chance)
+            plots.save_study_curves(curves, metric, out / FIGURES["curves"])
+        if not sizes.empty:
+            plots.save_study_sizes(sizes, metric, out / FIGURES["sizes"])
         plots.save_study_strategies(ranking, frame, metric, out / FIGURES["strategies"])
         (out / REPORT_FILE).write_text("\n".join(lines), encoding="utf-8")
     summary = {"findings": {f.key: {"verdict": f.verdict, "sentence": f.sentence,
