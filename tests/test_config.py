@@ -70,3 +70,19 @@ def test_load_params_reports_missing_and_malformed_files(tmp_path):
 def test_params_round_trip_through_yaml(tmp_path):
     params = parse_params({"augment": {"strength": 0.7}})
     assert load_params(write_params(tmp_path / "p.yaml", params)) == params
+
+
+def test_lists_written_in_two_places_agree():
+    """Names the schema, the CLI and the registries each spell out: one cannot drift from the other."""
+    from typing import get_args
+
+    from transferlab import cli
+    from transferlab.config.base import BackboneName, Strategy
+    from transferlab.config.experiments import StudyArm
+    from transferlab.inference.export import FORMATS
+    from transferlab.training.backbones.registry import BACKBONES
+
+    assert set(get_args(BackboneName)) == set(BACKBONES)
+    assert set(get_args(StudyArm)) == set(get_args(Strategy)) | {"probe"}
+    export_format = next(p for p in cli.main.commands["export"].params if p.name == "fmt")
+    assert list(export_format.type.choices) == list(FORMATS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,7 +12,7 @@ from transferlab.config.base import BackboneName, Fraction, Section, Seed, Strat
 # The real plates bundled with the project (datasets/cn_plates/README.md): the default study's data.
 BUNDLED_STUDY_SOURCE = "datasets/cn_plates/train.csv"
 BUNDLED_STUDY_TEST_SOURCE = "datasets/cn_plates/test.csv"
-StudyArm = Literal["scratch", "frozen", "finetune", "full", "probe"]
+StudyArm = Literal[(*get_args(Strategy), "probe")]  # the training strategies and the linear probe
 
 
 class StudyConfig(Section):
