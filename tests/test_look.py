@@ -119,7 +119,7 @@ def test_the_study_fits_its_synthetic_sources_look_to_data_without_a_look_file(t
     params = in_domain_params(tmp_path, source, look={"trials": 6, "samples": 24})
     cfg = StudyConfig(sources=["synthetic"], source_strategies=["full"], seeds=[0], image_height=32,
                       image_width=96, output=str(tmp_path / "study/results"), report=str(tmp_path / "docs/study"))
-    assert study.study_params(params, cfg).study.source is None  # auto: the user's data, the pipeline's split
+    assert study.study_params(params, cfg).study.source == str(source)  # auto: the user's data.source
     stamp = study.prepare(params, cfg)
     assert "study: fitting the synthetic sources' look" in capsys.readouterr().out
     fit = json.loads((tmp_path / "study/results/look/fit.json").read_text())

@@ -41,9 +41,10 @@ def test_the_default_study_asks_where_the_weights_should_come_from():
 
 def test_study_source_auto_studies_the_users_data_when_data_source_is_theirs():
     """The user who points data.source at their plates and types `transferlab study` gets a study
-    of their plates (the pipeline's split, with its data.test_source), not of the bundled ones."""
+    of their plates (its own split of data.source, with data.test_source), not of the bundled ones."""
     users = parse_params({"data": {"source": "my/plates.csv", "test_source": "my/test.csv"}})
-    assert (study.study_config(users).source, study.study_config(users).test_source) == (None, None)
+    assert (study.study_config(users).source, study.study_config(users).test_source) == ("my/plates.csv",
+                                                                                          "my/test.csv")
     own = StudyConfig(source="their/train.csv")  # a path: its own split; test_source auto = none
     assert study.study_config(users, own).test_source is None
     assert study.study_config(users, own.model_copy(update={"test_source": "t.csv"})).test_source == "t.csv"

@@ -26,11 +26,11 @@ class StudyConfig(Section):
     experiment: str = Field("transferlab-study", min_length=1, description="MLflow experiment of the variants")
     source: str | None = Field(
         "auto", min_length=1,
-        description="the study's data. auto: your data (the pipeline's split of data.source and data.test_source) "
-                    "when data.source is yours, else the real plates bundled in datasets/cn_plates (data.source "
-                    "is generate's own output: there is nothing real to study). A path: the study's own data in the "
-                    "format of data.source (a plate CSV or its folder, or class folders), split into "
-                    "<output>/prepared (plates.alphabet and slots read from its labels). null: the pipeline's split")
+        description="the study's data. auto: data.source (and data.test_source) when it is yours, else the real "
+                    "plates bundled in datasets/cn_plates (data.source is generate's own output: there is nothing "
+                    "real to study). A path: that data, in the format of data.source (a plate CSV or its folder, or "
+                    "class folders). Either way the study splits it into <output>/prepared (plates.alphabet and "
+                    "slots read from its labels). null: the pipeline's split")
     test_source: str | None = Field(
         "auto", min_length=1,
         description="the fixed test set that goes with source. auto: with source auto, data.test_source (your "
@@ -39,8 +39,9 @@ class StudyConfig(Section):
     look: str | None = Field(
         "auto", min_length=1,
         description="the look of the synthetic sources' plates: a look file (look.yaml, as the look stage writes); "
-                    "auto: look.yaml beside source when there is one, with source null the look stage's fit; "
-                    "null (or auto finding none): params.yaml's generate look")
+                    "auto: look.yaml beside source when there is one, else the look stage's fit when source is "
+                    "data.source (or null), else a look the study fits to its training crops (<output>/look); "
+                    "null: params.yaml's generate look")
     backbone: BackboneName = "efficientnet_lite0"
     head_pooling: Literal["global", "spatial"] = Field(
         "spatial", description="the plate head of every variant and synthetic source (as train.head_pooling); "

@@ -1,9 +1,8 @@
 """Where the study's data come from: the one place that decides it.
 
-``study.source: auto`` (the default) studies the user's data when ``data.source`` is theirs (the
-pipeline's split, as ``study.source: null``) and otherwise the real plates bundled in
-``datasets/cn_plates`` (:func:`study_config`). With ``study.source`` a path the study has data of
-its own: :func:`study_params` is params.yaml with ``data.source`` /
+``study.source: auto`` (the default) studies the user's ``data.source`` when it is theirs and
+otherwise the real plates bundled in ``datasets/cn_plates`` (:func:`study_config`); either way, as
+with ``study.source`` a path, the study has data of its own: :func:`study_params` is params.yaml with ``data.source`` /
 ``data.test_source`` pointing at ``study.source`` / ``study.test_source``, the split written to
 ``<study.output>/prepared`` at the study's image size, and ``plates.alphabet`` / ``plates.slots``
 read from the source's labels (``auto``). The pipeline's ``data/prepared`` and its metric files
@@ -44,14 +43,16 @@ FIT_STAMP = "fit.json"  # in LOOK_DIR: what the fit was made for
 
 def study_config(params: Params, study: StudyConfig | None = None) -> StudyConfig:
     """``study`` (default: params.yaml's) with ``source`` / ``test_source: auto`` resolved: the user's
-    data (the pipeline's split, as ``source: null``) when ``data.source`` is theirs, else the bundled
-    real plates (``data.source`` is generate's own output: nothing real to study). A ``test_source:
-    auto`` beside a source path is none: the test part is split from that source."""
+    ``data.source`` / ``data.test_source`` when ``data.source`` is theirs (the study's own split of
+    them, its alphabet and slots read from their labels, so it needs no pipeline settings), else
+    the bundled real plates (``data.source`` is generate's own output: nothing real to study). A
+    ``test_source: auto`` beside a source path is none: the test part is split from that source."""
     study = study or params.study
     source, test = study.source, study.test_source
     if source == AUTO:
         bundled = params.reads_generator_output and params.kind.plate_strings
-        source, test = (BUNDLED_STUDY_SOURCE, BUNDLED_STUDY_TEST_SOURCE) if bundled else (None, None)
+        source, test = (BUNDLED_STUDY_SOURCE, BUNDLED_STUDY_TEST_SOURCE) if bundled else \
+            (params.data.source, params.data.test_source)
     elif test == AUTO:
         test = None
     return study if (source, test) == (study.source, study.test_source) else \
@@ -104,9 +105,10 @@ def _given_look(params: Params, study: StudyConfig) -> tuple[dict | None, str]:
     from transferlab.data.datasets import plate_csv_path
     from transferlab.generate.fitted import LOOK_FILE, look_path, read_look, read_look_file
 
-    if study.source is None:
+    if study.source is None or study.source == params.data.source:  # the look stage fits data.source
         found = read_look(params)
-        return (found, f"{look_path(params)} (the look stage's fit)") if found else (None, "")
+        if found or study.source is None:
+            return (found, f"{look_path(params)} (the look stage's fit)") if found else (None, "")
     beside = plate_csv_path(study.source).parent / LOOK_FILE
     if beside.is_file():
         found = read_look_file(beside, "study.look: auto", "fix it, or set study.look to another look file or null")
