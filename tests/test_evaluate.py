@@ -15,7 +15,7 @@ from transferlab.training.backbones import build_backbone
 from transferlab.errors import TransferlabError
 from transferlab.io import read_json, write_json
 from transferlab.training.models import build_model
-from transferlab.training.selection import monitored_metric
+from transferlab.tasks import task_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def test_every_declared_dvc_plot_renders_with_its_data_for_both_tasks(project, t
     split.run(params)
     classes = classes or list(params.plates.alphabet)
     fake_training(params, classes, slots)
-    monitor = monitored_metric(task)
+    monitor = task_for(task).monitored_metric
     train.write_history(pd.DataFrame({"epoch": [1, 2], monitor: [0.2, 0.4], "val_loss": [2.0, 1.5]}), monitor)
     evaluate.run(params, evaluate.EvaluateConfig(output=str(project / "evaluation"), latency_calls=1))
     n_test = len(np.load(project / "data/prepared/test_labels.npy"))
