@@ -404,7 +404,6 @@ def test_two_variant_two_seed_study_end_to_end(tiny_project, capsys):
     assert "## Diagnostics" in report and "## Learning curves" in report
     for figure in ("verdict", "factorial", "curves", "strategies"):
         assert (root / "docs/study" / study.FIGURES[figure]).stat().st_size > 1000
-    assert not (root / "docs/study" / study.FIGURES["sizes"]).exists()  # no data-size group: no empty figure
     table = pd.read_csv(root / "docs/study/results.csv")
     assert len(table) == 4 and set(table["augment"]) == {0.0, 0.5}
     assert {"test_char_accuracy", "test_plate_accuracy", "test_aug0.5_char_accuracy"} <= set(table.columns)
@@ -574,6 +573,8 @@ def test_a_study_source_is_split_into_the_study_folder_and_the_pipeline_split_is
     assert set(table["arm"]) == {"none/full"} and set(table["test_images"]) == {12}
     report = (root / "docs/study/report.md").read_text()
     assert f"Data: `{train_csv}`, test set `{test_csv}` (study.source)." in report
+    assert "## Factorial cells" not in report and "## Learning curves" not in report  # groups not run: not shown
+    assert not (root / "docs/study" / study.FIGURES["factorial"]).exists()
 
     study.prepare(params, cfg)  # current: reused, and the stamp is byte for byte the same
     assert "study/results/prepared is current: reused" in capsys.readouterr().out
