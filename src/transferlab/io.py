@@ -59,6 +59,12 @@ def write_json(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def key_hash(key: Any, length: int = 16) -> str:
+    """A short stable hash of ``key`` (JSON-serialisable; other values by ``str``): what a cached
+    result was made from, so a cache is reused exactly when the key is the same."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -21,14 +21,12 @@ first; the study's other functions take those params.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from transferlab.config import AUTO, Params, StudyConfig
 from transferlab.config.experiments import BUNDLED_STUDY_SOURCE, BUNDLED_STUDY_TEST_SOURCE
 from transferlab.errors import TransferlabError
-from transferlab.io import read_json, write_json
+from transferlab.io import key_hash, read_json, write_json
 from transferlab.study.sources import SYNTHETIC_SOURCES
 
 PREPARED_DIR = "prepared"
@@ -39,6 +37,7 @@ SPLIT_METRICS_FILE = "split.json"
 SPLIT_LABELS_FILE = "split_labels.csv"
 LOOK_DIR = "look"  # in study.output: the look the study fitted (when no look file is given for its data)
 FIT_STAMP = "fit.json"  # in LOOK_DIR: what the fit was made for
+PARAMS_LOOK = "params.yaml's generate look"  # where the look comes from when no look file applies
 
 
 def study_config(params: Params, study: StudyConfig | None = None) -> StudyConfig:
@@ -86,7 +85,7 @@ def study_look(params: Params, study: StudyConfig) -> tuple[dict | None, str]:
 
     study = study_config(params, study)
 
-    own = "params.yaml's generate look"
+    own = PARAMS_LOOK
     if study.look is None:
         return None, own
     if study.look != AUTO:
@@ -123,8 +122,7 @@ def _own_fit(study: StudyConfig) -> tuple[dict | None, str]:
 
     path = Path(study.output) / LOOK_DIR / LOOK_FILE
     found = read_look_file(path, "the study", "delete it: transferlab study fits it again") if path.is_file() else None
-    return (found, f"{path} (fitted by the study to the training crops)") if found else \
-        (None, "params.yaml's generate look")
+    return (found, f"{path} (fitted by the study to the training crops)") if found else (None, PARAMS_LOOK)
 
 
 def fit_look_if_needed(params: Params, study: StudyConfig, fingerprints: dict) -> None:
@@ -145,17 +143,14 @@ def fit_look_if_needed(params: Params, study: StudyConfig, fingerprints: dict) -
     folder = Path(study.output) / LOOK_DIR
     # The study's data and split, in params.yaml's look: keys it changed are kept, the rest searched.
     sparams = study_params(params, study.model_copy(update={"look": None}))
-    key = json.dumps([fingerprints, sparams.data.model_dump(), sparams.split.model_dump(),
-                      params.look.model_dump(exclude={"output"}), params.generate.model_dump()],
-                     sort_keys=True, default=str)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = key_hash([fingerprints, sparams.data.model_dump(), sparams.split.model_dump(),
+                       params.look.model_dump(exclude={"output"}), params.generate.model_dump()])
     stamp = folder / FIT_STAMP
     if stamp.is_file() and read_json(stamp).get("hash") == digest and _own_fit(study)[0] is not None:
         return
     print(f"study: fitting the synthetic sources' look to the training crops of {sparams.data.source} "
           "(no look file for these data)", flush=True)
-    found = sparams.model_copy(update={"look": params.look.model_copy(update={"output": str(folder)})})
-    summary = fit_look(found)
+    summary = fit_look(sparams.model_copy(update={"look": params.look.model_copy(update={"output": str(folder)})}))
     write_json(stamp, {"hash": digest, **summary})
 
 

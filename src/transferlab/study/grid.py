@@ -6,13 +6,12 @@ One definition for both ways of running it: ``run_all`` walks :func:`variants`, 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
+from transferlab.io import key_hash
 from transferlab.tasks import task_for
 from transferlab.study.sources import source_model
 
@@ -115,10 +114,8 @@ def variant_hash(params: Params, study: StudyConfig, variant: Variant, fingerpri
                if k not in ("arms", "augment_strengths", "seeds", "strategies", "train_sizes", "size_seeds", "name",
                             "experiment", "report", "transfer_arm", "metric", "rope")}
     pretraining = [params.generate.model_dump(), params.pretrain.model_dump()] if "synthetic" in variant.source else []
-    key = json.dumps([variant_params(params, study, variant).train.model_dump(), params.task,
-                      params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return key_hash([variant_params(params, study, variant).train.model_dump(), params.task,
+                     params.plates.model_dump(), shaping, variant.key, fingerprint, pretraining])
 
 
 # --------------------------------------------------------------------------- data

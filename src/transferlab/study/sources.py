@@ -16,13 +16,11 @@ its variants start from that model. The label statistics come from the whole tra
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from transferlab.config import Params, StudyConfig
 from transferlab.errors import TransferlabError
-from transferlab.io import read_json
+from transferlab.io import key_hash, read_json
 
 SYNTHETIC_SOURCES = ("synthetic", "imagenet_synthetic")
 STAMP_FILE = "source.json"
@@ -38,11 +36,9 @@ def source_model(study: StudyConfig, source: str) -> str | None:
 
 
 def source_hash(params: Params, study: StudyConfig, source: str, fingerprint: str) -> str:
-    key = json.dumps([source, study.backbone, study.image_height, study.image_width, study.synthetic_count,
-                      params.generate.model_dump(), params.pretrain.model_dump(), params.plates.model_dump(),
-                      params.train.head_units, study.head_pooling, params.train.dropout, fingerprint],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return key_hash([source, study.backbone, study.image_height, study.image_width, study.synthetic_count,
+                     params.generate.model_dump(), params.pretrain.model_dump(), params.plates.model_dump(),
+                     params.train.head_units, study.head_pooling, params.train.dropout, fingerprint])
 
 
 def pretrain_sources(params: Params, study: StudyConfig, data, only: list[str] | None = None) -> dict:

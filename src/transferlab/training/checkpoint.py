@@ -15,7 +15,6 @@ kill at any moment leaves the previous epoch's checkpoint whole. Deleted once th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 from transferlab.errors import TransferlabError
+from transferlab.io import key_hash
 
 STATE_FILE = "state.json"
 BACKUP_SUFFIX = ".backup"
@@ -37,7 +37,7 @@ def checkpoint_root(output: str | Path, *key) -> Path:
     A later run with other parameters or data must never resume from it, so the folder name
     is a hash of ``key``: everything that shapes the training.
     """
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    digest = key_hash(key, 12)
     output = Path(output)
     return output.parent / f".{output.name}{BACKUP_SUFFIX}" / digest
 
